@@ -1,0 +1,9 @@
+"""Models: encoders, students and teachers, all registered by name.
+
+Importing this package registers every built-in model (each module registers itself).
+"""
+
+from depth_kd_core.models.base import ModelCfg
+from depth_kd_core.models.registry import create_model, list_models, model_cfg, register_model
+
+__all__ = ["ModelCfg", "create_model", "list_models", "model_cfg", "register_model"]

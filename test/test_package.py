@@ -1,0 +1,43 @@
+"""Packaging: ament_python manifest, README set-up commands, CI entry point."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from conftest import REPO_ROOT
+
+
+def test_package_xml_is_format_3_ament_python_with_runtime_deps():
+    root = ET.parse(REPO_ROOT / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "depth_kd_ros"
+    assert root.find("export/build_type").text == "ament_python"
+    deps = {e.text for e in root.findall("exec_depend")}
+    for dep in ("rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "message_filters",
+                "launch_ros", "diagnostic_updater", "python3-opencv"):
+        assert dep in deps, dep
+    assert (REPO_ROOT / "resource" / "depth_kd_ros").is_file()
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    setup = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return [c.strip() for c in re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    commands = _readme_commands()
+    assert len(commands) == 2
+    main_cmd, test_cmd = commands
+    assert "depth_kd_core.demo" in main_cmd and "pytest" in test_cmd
+    ci = (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1].strip() == test_cmd
+
+
+def test_core_never_imports_ros():
+    banned = re.compile(r"^\s*(import|from)\s+(rclpy|cv_bridge|message_filters|launch|"
+                        r"sensor_msgs|std_msgs|depth_kd_ros)\b", re.M)
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "depth_kd_core").rglob("*.py")
+                 if banned.search(p.read_text())]
+    assert offenders == []
