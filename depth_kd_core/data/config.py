@@ -1,0 +1,84 @@
+"""``DataCfg``: where training and validation data come from, and how it is prepared.
+
+The ``data`` section of a training config. ``source`` picks one of the three sub-sections;
+the others are ignored. A recipe states which batch keys it needs (``right``, ``prev``/``next``,
+``depth_gt``, ``semantics`` …) and the dataset builder provides them or fails naming them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class AugmentCfg:
+    """Training augmentations (all keep K and baseline consistent)."""
+
+    enabled: bool = True
+    flip_prob: float = 0.5  # horizontal flip; stereo pairs swap left/right (SDFA flip mode)
+    color_prob: float = 0.5  # colour jitter probability
+    brightness: float = 0.1  # factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.0
+    gamma: float = 0.0  # img ** g with g in [1 - gamma, 1 + gamma] (0 = off)
+    scale_range: tuple[float, float] = (1.0, 1.0)  # random resize before cropping (SDFA 0.75-1.5)
+
+
+@dataclass
+class SyntheticSourceCfg:
+    """The procedural stereo world (``depth_kd_core.data.synthetic``)."""
+
+    seed: int = 0  # training scenes come from this seed
+    scenes: int = 256  # training items (one scene each)
+    val_seed: int = 1000  # held-out scenes come from a different seed
+    val_scenes: int = 16
+    gt: Literal["dense", "lidar"] = "lidar"  # supervision: sparse LiDAR (KITTI-like) or dense
+    noise_std: float = 0.0  # pixel noise, 0-255 units
+    cache: bool = True  # keep rendered training frames in memory after the first epoch
+
+
+@dataclass
+class KittiSourceCfg:
+    """KITTI raw drives (``depth_kd_core.data.kitti``)."""
+
+    root: str = ""  # folder holding <date>/<date>_drive_XXXX_sync and per-date calib files
+    train_split: str = ""  # text file, one "<date>/<drive> <frame> <l|r>" line per sample
+    val_split: str = ""
+    gt: Literal["velodyne", "annotated"] = "velodyne"
+    annotated_root: str = ""  # data_depth_annotated folder for gt=annotated
+    stereo: bool = True  # load the right image too
+
+
+@dataclass
+class RosbagSourceCfg:
+    """Recorded bags: rosbag2 (mcap, sqlite3) or ROS 1 (``depth_kd_core.data.rosbag``)."""
+
+    path: str = ""  # bag file or rosbag2 folder
+    val_path: str = ""  # separate validation bag; empty = last val_fraction of ``path``
+    val_fraction: float = 0.1
+    left_topic: str = "/stereo/left/image_rect"
+    right_topic: str = "/stereo/right/image_rect"  # empty for a monocular bag
+    left_info_topic: str = "/stereo/left/camera_info"
+    right_info_topic: str = "/stereo/right/camera_info"
+    depth_topic: str = ""  # optional ground truth (16UC1 mm or 32FC1 m)
+    sync_tolerance_ms: float = 5.0  # left/right stamps closer than this are a pair
+    rectify: Literal["auto", "always", "never"] = "auto"
+    cache_dir: str = ""  # where the message index is cached (default: beside the bag)
+
+
+@dataclass
+class DataCfg:
+    """The ``data`` section of a training config."""
+
+    source: Literal["synthetic", "kitti", "rosbag"] = "synthetic"
+    height: int = 96  # network input size, pixels (images are resized/cropped to it)
+    width: int = 320
+    batch_size: int = 4
+    val_batch_size: int = 4
+    num_workers: int = 0
+    augment: AugmentCfg = field(default_factory=AugmentCfg)
+    synthetic: SyntheticSourceCfg = field(default_factory=SyntheticSourceCfg)
+    kitti: KittiSourceCfg = field(default_factory=KittiSourceCfg)
+    rosbag: RosbagSourceCfg = field(default_factory=RosbagSourceCfg)
