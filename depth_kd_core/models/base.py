@@ -14,6 +14,8 @@ Model output (a dict; absent keys are absent, never zero-filled):
     features:    list of (B, C_l, H_l, W_l) feature maps, coarse levels for distillation.
     guidance:    list of (B, G, H_k, W_k) depth-guidance maps (DACNN).
     semantics:   (B, 19, H, W) class logits (segmentation teacher).
+    sigmoid_disp: list of (B, 1, H/2^s, W/2^s) Monodepth2 sigmoid outputs, scale s = 0..3.
+    valid, confidence: (B, 1, H, W) in [0, 1] (SGBM teacher: match found, left-right check).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+from torch import nn
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision ImageNet statistics, RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KITTI_MAX_DEPTH_M = 80.0  # Eigen evaluation cap (METHODS.md §6)
 
-OutputKind = Literal["metric_depth", "relative_depth", "disparity_volume", "dpm", "semantics"]
+OutputKind = Literal["metric_depth", "relative_depth", "disparity_volume", "dpm", "semantics",
+                     "pose"]
 
 
 @dataclass
@@ -75,3 +81,48 @@ class ModelCfg:
                 f"model '{self.name}': need 0 < min_depth < max_depth, got "
                 f"{self.min_depth}, {self.max_depth}"
             )
+
+
+class DepthModel(nn.Module):
+    """Base of every registered network: owns its config and its input normalisation.
+
+    Subclasses call ``self.prepare(x)`` on RGB input in [0, 1] (B, 3, H, W): it checks the
+    shape against ``cfg.size_multiple`` and normalises with ``cfg.mean``/``cfg.std``.
+    ``forward(left, right=None, **context)`` returns the model-output dict described in this
+    module's docstring; ``context`` may carry ``K`` (B, 3, 3) and ``baseline`` (B,) metres.
+    """
+
+    def __init__(self, cfg: ModelCfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+
+    def check_input(self, x: torch.Tensor, name: str = "image") -> None:
+        """Raise ValueError naming the problem if x is not (B, 3, H, W) with valid sizes."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"{self.cfg.name}: {name} must be (B, 3, H, W) RGB, got "
+                             f"{tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        m = self.cfg.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"{self.cfg.name}: {name} size {h}x{w} must be a multiple of "
+                             f"{m} (resize or pad it; DepthEstimator does this for you)")
+
+    def prepare(self, x: torch.Tensor, name: str = "image") -> torch.Tensor:
+        """Checked and normalised copy of an RGB batch in [0, 1]."""
+        self.check_input(x, name)
+        return (x - self._mean) / self._std
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Make ``model`` a fixed teacher: no parameter requires grad, kept in eval mode.
+
+    ``train()`` on a frozen module is a no-op, so a recipe's ``train()`` cannot switch the
+    teacher's BatchNorm/dropout back to training behaviour.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    model.train = lambda mode=True: model  # type: ignore[method-assign]
+    return model

@@ -1,0 +1,51 @@
+"""Depth probability maps (TIE-KD): 257 uniform depth bins, expectation and spread.
+
+Bins (METHODS §2): edges e = linspace(1e-3, 80, 258) m, centres c_i = (e_i + e_{i+1}) / 2.
+A DPM is a softmax over the bin axis; depth = sum_i DPM_i c_i (TIE-KD eq. 3), and its spread
+sigma = sqrt(sum_i DPM_i (c_i - depth)^2) is the student's uncertainty in metres.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TIEKD_BINS = 257
+TIEKD_MIN_DEPTH_M = 1e-3
+TIEKD_MAX_DEPTH_M = 80.0
+
+
+def bin_centres(n_bins: int = TIEKD_BINS, min_depth: float = TIEKD_MIN_DEPTH_M,
+                max_depth: float = TIEKD_MAX_DEPTH_M, device=None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(n_bins,) metres, centres of uniform bins over [min_depth, max_depth]."""
+    edges = torch.linspace(min_depth, max_depth, n_bins + 1, device=device, dtype=torch.float64)
+    return ((edges[:-1] + edges[1:]) / 2).to(dtype)
+
+
+def dpm_expectation(dpm: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """dpm (B, K, H, W) probabilities -> (B, 1, H, W) expected depth, metres (eq. 3)."""
+    return (dpm * centres.view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
+
+
+def dpm_std(dpm: torch.Tensor, centres: torch.Tensor, depth: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    """Standard deviation of the DPM, (B, 1, H, W) metres."""
+    depth = dpm_expectation(dpm, centres) if depth is None else depth
+    var = (dpm * (centres.view(1, -1, 1, 1) - depth) ** 2).sum(dim=1, keepdim=True)
+    return var.clamp_min(0).sqrt()
+
+
+class DPMHead(nn.Module):
+    """1x1 conv -> softmax over bins: (B, C, H, W) -> dict(dpm, depth, sigma)."""
+
+    def __init__(self, in_ch: int, n_bins: int = TIEKD_BINS, min_depth: float = TIEKD_MIN_DEPTH_M,
+                 max_depth: float = TIEKD_MAX_DEPTH_M) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, n_bins, 1)
+        self.register_buffer("centres", bin_centres(n_bins, min_depth, max_depth), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        dpm = torch.softmax(self.conv(x), dim=1)
+        depth = dpm_expectation(dpm, self.centres)
+        return {"dpm": dpm, "depth": depth, "sigma": dpm_std(dpm, self.centres, depth)}
