@@ -1,0 +1,32 @@
+"""DACNN's guidance-transfer loss (eq. 6) and student loss weights (eq. 7)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# eq. 7: L_S = L_pixel + alpha L_smooth + beta L_proxy + gamma L_guidance
+DACNN_W_SMOOTH, DACNN_W_PROXY, DACNN_W_GUIDANCE = 0.01, 0.01, 1000.0
+
+
+def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
+    """sum_k KL(p^t_k || p^s_k), p = softmax(g) (DACNN eq. 6).
+
+    Multi-channel guidance (B, G, H, W), G > 1: softmax over channels at each pixel, KL summed
+    over channels and averaged over pixels. Single-channel guidance: softmax over the H*W
+    pixels of each map, KL summed over pixels and averaged over the batch (METHODS §0).
+    """
+    total = teacher[0].new_zeros(())
+    for g_t, g_s in zip(teacher, student, strict=True):
+        if g_t.shape != g_s.shape:
+            raise ValueError(f"guidance shapes differ: teacher {tuple(g_t.shape)}, "
+                             f"student {tuple(g_s.shape)}")
+        dim = 1 if g_t.shape[1] > 1 else None
+        if dim is None:  # spatial distribution
+            g_t, g_s = g_t.flatten(1), g_s.flatten(1)
+            dim = 1
+        log_p_t = F.log_softmax(g_t, dim=dim)
+        log_p_s = F.log_softmax(g_s, dim=dim)
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=dim)
+        total = total + kl.mean()
+    return total
