@@ -19,9 +19,21 @@ def register_recipe(name: str, cfg_cls: type):
     return RECIPES.register(name, cfg_cls)
 
 
-def create_recipe(name: str, cfg: Any = None, **overrides: Any) -> Any:
-    """Build recipe ``name`` from its config (defaults, ``cfg``, then overrides)."""
-    return RECIPES.create(name, cfg, **overrides)
+def create_recipe(name: str, cfg: Any = None, *, model: Any = None, teacher: Any = None,
+                  **overrides: Any) -> Any:
+    """Build recipe ``name`` from its config (defaults, ``cfg``, then overrides).
+
+    ``model``/``teacher`` are ModelCfg objects for the student and the teacher; None uses the
+    recipe's defaults (a KD recipe loads its teacher from ``teacher_checkpoint``).
+    """
+    entry = RECIPES.entry(name)
+    return entry.builder(RECIPES.build_cfg(name, cfg, **overrides), model, teacher)
+
+
+def default_models(name: str) -> tuple[str, str | None]:
+    """(student model name, teacher model name or None) a recipe uses by default."""
+    builder = RECIPES.entry(name).builder
+    return builder.DEFAULT_STUDENT, builder.DEFAULT_TEACHER
 
 
 def list_recipes() -> list[str]:

@@ -1,0 +1,91 @@
+"""Checkpoints: one format for training, resuming, teachers and inference.
+
+A checkpoint is a plain dict that loads with ``torch.load(weights_only=True)`` (tensors,
+numbers, strings, lists and dicts only — no pickled objects):
+
+    format_version  int, CHECKPOINT_FORMAT_VERSION
+    model_name      registry name of the deployed network (the student)
+    model_cfg       its ModelCfg as a plain dict
+    state_dict      its weights
+    optimizer, scheduler, scaler   training state (absent in exported files)
+    epoch, step     progress counters
+    config          the whole training config as a plain dict
+    git_sha         code version that wrote it
+    metrics         validation metrics at save time
+    extra_state     recipe-owned trainable helpers (pose net, adapters, D2S net …)
+    rng             random-generator states for exact resumption
+
+``DepthEstimator`` needs only the first four keys. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from depth_kd_core.errors import CheckpointError
+from depth_kd_core.fileio import atomic_path
+
+CHECKPOINT_FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_name", "model_cfg", "state_dict")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` (see module docstring) to ``path``."""
+    payload = {"format_version": CHECKPOINT_FORMAT_VERSION, **payload}
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint for {path} lacks required keys {missing}")
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint (weights only; never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} is not a depth_kd checkpoint (got {type(ckpt).__name__})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} is not a depth_kd checkpoint: missing {missing}")
+    if ckpt["format_version"] > CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {ckpt['format_version']}, newer than "
+                              f"this code ({CHECKPOINT_FORMAT_VERSION}); update depth_kd")
+    return ckpt
+
+
+def model_from_checkpoint(path_or_ckpt: str | Path | dict,
+                          map_location: str | torch.device = "cpu",
+                          **cfg_overrides: Any) -> tuple[nn.Module, dict]:
+    """Rebuild the checkpoint's network with its config and weights; returns (model, ckpt).
+
+    ``cfg_overrides`` replace config fields that do not change the weights' shapes (e.g.
+    ``pretrained=False`` is always applied so nothing is downloaded).
+    """
+    from depth_kd_core.models.registry import create_model
+
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt,
+                                                                               map_location)
+    cfg = dict(ckpt["model_cfg"])
+    cfg.update(pretrained=False, **cfg_overrides)
+    cfg.pop("name", None)
+    model = create_model(ckpt["model_name"], **cfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint weights do not fit model '{ckpt['model_name']}': "
+                              f"{exc}") from exc
+    return model.to(map_location), ckpt

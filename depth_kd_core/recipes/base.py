@@ -1,0 +1,146 @@
+"""The recipe contract: a student, frozen teachers, trainable helpers, and one training step.
+
+A recipe composes shared models and losses into one method. The trainer knows nothing
+method-specific: it calls ``recipe(batch, step)`` (= ``training_step``) and
+``recipe.predict(batch)``, and saves ``recipe.student`` with ``recipe.export_model_cfg()``.
+
+- ``student``: the network that is deployed (saved as the checkpoint's model).
+- ``teachers``: ModuleDict of frozen networks (eval mode, no grad, never unfrozen).
+- ``extras``: ModuleDict of trainable helpers used only for training (pose net, D2S net,
+  attention adapters …); saved in the checkpoint's ``extra_state`` for resumption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from depth_kd_core.checkpoint import model_from_checkpoint
+from depth_kd_core.data.schema import require_keys
+from depth_kd_core.errors import ConfigError
+from depth_kd_core.models.base import ModelCfg, freeze
+from depth_kd_core.models.registry import create_model, model_cfg
+from depth_kd_core.recipes.validation import depth_validation
+
+
+@dataclass
+class RecipeCfg:
+    """Fields every recipe has.
+
+    Attributes:
+        name: registry name.
+        teacher_checkpoint: trained teacher for KD recipes (a checkpoint written by a teacher
+            recipe); empty for recipes without a network teacher.
+        untrained_teacher_ok: allow a randomly initialised teacher when no checkpoint is
+            given (tests only: distilling from noise teaches nothing).
+    """
+
+    name: str = ""
+    teacher_checkpoint: str = ""
+    untrained_teacher_ok: bool = False
+
+
+class Recipe(nn.Module):
+    """Base class; subclasses set the class attributes and implement ``training_step``."""
+
+    DEFAULT_STUDENT: str = ""
+    DEFAULT_TEACHER: str | None = None  # registry name; None = no network teacher
+    NEEDS: frozenset[str] = frozenset()  # batch keys the step reads besides left and K
+    BEST_METRIC: tuple[str, bool] = ("abs_rel", False)  # (key, higher is better)
+    TRAINABLE: bool = True  # False: nothing to optimise (classical teachers)
+
+    def __init__(self, cfg: RecipeCfg, model_cfg_: ModelCfg | None = None,
+                 teacher_cfg: ModelCfg | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        student_cfg = model_cfg_ or model_cfg(self.DEFAULT_STUDENT)
+        self.student = create_model(student_cfg.name, student_cfg)
+        self.teachers = nn.ModuleDict()
+        self.extras = nn.ModuleDict()
+        self.total_steps = 1
+        self.steps_per_epoch = 1
+        self.current_step = 0  # kept up to date by the trainer (stage switches, ramps)
+        if self.DEFAULT_TEACHER is not None:
+            self.teachers["teacher"] = self.load_teacher(teacher_cfg)
+
+    # ------------------------------------------------------------------ building
+
+    def load_teacher(self, teacher_cfg: ModelCfg | None) -> nn.Module:
+        """The frozen teacher: from ``cfg.teacher_checkpoint``, else built untrained."""
+        if self.cfg.teacher_checkpoint:
+            teacher, _ = model_from_checkpoint(self.cfg.teacher_checkpoint)
+        else:
+            cfg = teacher_cfg or model_cfg(self.DEFAULT_TEACHER)
+            needs_weights = any(True for _ in create_model(cfg.name, cfg).parameters())
+            if needs_weights and not self.cfg.untrained_teacher_ok:
+                raise ConfigError(
+                    f"recipe '{self.cfg.name}' distils from teacher '{cfg.name}', which needs "
+                    f"trained weights: set recipe.teacher_checkpoint=PATH (train one with a "
+                    f"teacher recipe, e.g. config/stereo_supervised_quick.yaml)")
+            teacher = create_model(cfg.name, cfg)
+        return freeze(teacher)
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self.teachers["teacher"]
+
+    @property
+    def needs(self) -> set[str]:
+        """Batch keys this recipe reads (the data builder must provide them)."""
+        needs = set(self.NEEDS)
+        for t in self.teachers.values():
+            if getattr(t.cfg, "stereo_input", False):
+                needs.add("right")
+            if t.cfg.name == "precomputed_teacher":
+                needs.add("teacher_depth")
+        return needs
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Student and helper parameters (teachers are frozen)."""
+        params = list(self.student.parameters()) + list(self.extras.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def set_schedule(self, total_steps: int, steps_per_epoch: int) -> None:
+        """Told once by the trainer, for loss-weight ramps and stage switches."""
+        self.total_steps, self.steps_per_epoch = max(total_steps, 1), max(steps_per_epoch, 1)
+
+    def export_model_cfg(self) -> ModelCfg:
+        """The student's config as it should be deployed (a recipe may adjust it)."""
+        return self.student.cfg
+
+    # ------------------------------------------------------------------ running
+
+    def check_batch(self, batch: dict) -> None:
+        require_keys(batch, {"left", "K", *self.needs}, f"recipe '{self.cfg.name}'")
+
+    def forward(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        """= training_step, so DistributedDataParallel can wrap the whole recipe."""
+        return self.training_step(batch, step)
+
+    def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        """One step's losses: {"loss": scalar tensor to minimise, **scalars for logging}."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def teacher_output(self, batch: dict) -> dict[str, Any]:
+        """The teacher's prediction for a batch (no grad)."""
+        teacher = self.teacher
+        right = batch.get("right") if teacher.cfg.stereo_input else None
+        return teacher(batch["left"], right, K=batch.get("K"), baseline=batch.get("baseline"),
+                       teacher_depth=batch.get("teacher_depth"))
+
+    def predict(self, batch: dict) -> dict[str, Any]:
+        """The student's output used for validation and inference."""
+        return self.student(batch["left"], K=batch.get("K"), baseline=batch.get("baseline"))
+
+    def validation_metrics(self, batch: dict, out: dict) -> dict[str, float] | None:
+        """Metrics of one validation batch (depth metrics by default); None = nothing to score."""
+        return depth_validation(self, batch, out)
+
+    def describe(self) -> str:
+        fields = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}
+        return f"{type(self).__name__}({fields})"

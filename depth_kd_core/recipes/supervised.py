@@ -1,0 +1,72 @@
+"""Supervised training on ground-truth depth: the no-KD twin ``supervised`` and the teacher
+recipe ``stereo_supervised`` (a stereo network trained on LiDAR / rendered depth).
+
+Loss "l1" is DACNN's L_pixel (eq. 3, + edge-aware smoothness eq. 4 for the student); "silog"
+is NeWCRFs' L_b used by ADU-Depth's teacher and student baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from depth_kd_core.losses.depth import l1_loss, silog_loss
+from depth_kd_core.losses.smoothness import edge_aware_smoothness
+from depth_kd_core.recipes.base import Recipe, RecipeCfg
+from depth_kd_core.recipes.registry import register_recipe
+
+
+@dataclass
+class SupervisedCfg(RecipeCfg):
+    """Attributes: loss; smooth_weight (DACNN alpha = 0.01 on depth, 0 = off);
+    silog_min_depth (NeWCRFs trains SILog on gt > 1 m)."""
+
+    loss: Literal["l1", "silog"] = "silog"
+    smooth_weight: float = 0.0
+    silog_min_depth: float = 1.0
+
+
+def supervised_loss(cfg: SupervisedCfg, depth: torch.Tensor, batch: dict) -> dict:
+    """The GT term shared by the twins, the teachers and the KD recipes that keep it."""
+    gt = batch["depth_gt"]
+    if cfg.loss == "l1":
+        gt_loss = l1_loss(depth, gt)
+    else:
+        gt_loss = silog_loss(depth, gt, gt > cfg.silog_min_depth)
+    out = {"loss": gt_loss, "gt_loss": gt_loss}
+    if cfg.smooth_weight > 0:
+        smooth = edge_aware_smoothness(depth, batch["left"], normalize=False)
+        out["smooth"] = smooth
+        out["loss"] = gt_loss + cfg.smooth_weight * smooth
+    return out
+
+
+@register_recipe("supervised", SupervisedCfg)
+class Supervised(Recipe):
+    """A monocular student trained on ground truth only (no teacher)."""
+
+    DEFAULT_STUDENT = "adu_student"
+    NEEDS = frozenset({"depth_gt"})
+
+    def training_step(self, batch: dict, step: int) -> dict:
+        self.check_batch(batch)
+        return supervised_loss(self.cfg, self.predict(batch)["depth"], batch)
+
+
+@dataclass
+class StereoSupervisedCfg(SupervisedCfg):
+    loss: Literal["l1", "silog"] = "l1"
+
+
+@register_recipe("stereo_supervised", StereoSupervisedCfg)
+class StereoSupervised(Supervised):
+    """A stereo teacher (left + right in) trained on ground truth; saved as the teacher."""
+
+    DEFAULT_STUDENT = "stereo_corr_teacher"
+    NEEDS = frozenset({"depth_gt", "right"})
+
+    def predict(self, batch: dict) -> dict:
+        return self.student(batch["left"], batch["right"], K=batch.get("K"),
+                            baseline=batch.get("baseline"))

@@ -1,0 +1,67 @@
+"""Teacher recipes without a depth loss of their own: ``sgbm`` (nothing to train) and
+``segmentation`` (X-Distill's teacher trained on semantic labels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from depth_kd_core.models.segmentation import IGNORE_INDEX
+from depth_kd_core.recipes.base import Recipe, RecipeCfg
+from depth_kd_core.recipes.registry import register_recipe
+
+
+@register_recipe("sgbm", RecipeCfg)
+class Sgbm(Recipe):
+    """The classical stereo teacher: no training; the trainer validates it and writes a
+    checkpoint (config only) that KD recipes can name as their teacher."""
+
+    DEFAULT_STUDENT = "sgbm_teacher"
+    NEEDS = frozenset({"right", "baseline"})
+    TRAINABLE = False
+
+    def predict(self, batch: dict) -> dict:
+        return self.student(batch["left"], batch["right"], K=batch["K"],
+                            baseline=batch["baseline"])
+
+    def training_step(self, batch: dict, step: int) -> dict:
+        raise RuntimeError("the sgbm recipe has nothing to train")
+
+    def validation_metrics(self, batch: dict, out: dict):
+        """Depth metrics where SGBM found a match (its holes are reported as coverage)."""
+        from depth_kd_core.recipes.validation import depth_validation
+
+        metrics = depth_validation(self, batch, {"depth": out["depth"]}, only_valid=True)
+        if metrics is not None:
+            metrics["coverage"] = float(out["valid"].mean())
+        return metrics
+
+
+@register_recipe("segmentation", RecipeCfg)
+class Segmentation(Recipe):
+    """Cross-entropy on Cityscapes trainIds (255 ignored); best checkpoint by mean IoU."""
+
+    DEFAULT_STUDENT = "segmentation_teacher"
+    NEEDS = frozenset({"semantics"})
+    BEST_METRIC = ("miou", True)
+
+    def training_step(self, batch: dict, step: int) -> dict:
+        self.check_batch(batch)
+        logits = self.predict(batch)["semantics"]
+        loss = F.cross_entropy(logits, batch["semantics"][:, 0], ignore_index=IGNORE_INDEX)
+        return {"loss": loss}
+
+    def validation_metrics(self, batch: dict, out: dict) -> dict[str, float]:
+        pred = out["semantics"].argmax(1).cpu().numpy()
+        gt = batch["semantics"][:, 0].cpu().numpy()
+        valid = gt != IGNORE_INDEX
+        ious = []
+        for c in range(out["semantics"].shape[1]):
+            p, g = (pred == c) & valid, (gt == c) & valid
+            union = (p | g).sum()
+            if union:
+                ious.append((p & g).sum() / union)
+        return {"pixel_acc": float((pred == gt)[valid].mean()), "miou": float(np.mean(ious))}

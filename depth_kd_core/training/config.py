@@ -1,0 +1,116 @@
+"""The training config: ``recipe``, ``model`` (student), ``teacher``, ``data``, ``optim``,
+``trainer`` and ``seed``. Loaded by ``load_train_config`` from a YAML file and ``key=value``
+overrides; the model/teacher sections default to the recipe's own networks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from depth_kd_core.config import build_dataclass, deep_merge, parse_overrides, read_yaml, \
+    registry_section
+from depth_kd_core.data.config import DataCfg
+from depth_kd_core.errors import ConfigError
+from depth_kd_core.models.base import ModelCfg
+from depth_kd_core.recipes.base import RecipeCfg
+
+
+@dataclass
+class OptimCfg:
+    """Optimiser and learning-rate schedule (stepped every iteration).
+
+    Schedules: constant; poly (lr (1 - t)^power down to min_lr_ratio * lr); step (x gamma every
+    ``step_epochs``); multistep (x gamma at ``milestones`` epochs); onecycle (max lr, div and
+    final_div as PyTorch's OneCycleLR).
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    schedule: Literal["constant", "poly", "step", "multistep", "onecycle"] = "constant"
+    poly_power: float = 0.9
+    min_lr_ratio: float = 0.0
+    step_epochs: int = 15
+    gamma: float = 0.1
+    milestones: list[int] = field(default_factory=list)
+    onecycle_div: float = 25.0
+    onecycle_final_div: float = 100.0
+    onecycle_pct: float = 0.3
+
+
+@dataclass
+class TrainerCfg:
+    """Loop, device, checkpoints and logging.
+
+    ``max_steps`` > 0 stops after that many optimiser steps (and sets the schedule length);
+    otherwise ``epochs`` decides. ``device``: auto (CUDA when present), cpu, cuda, cuda:N.
+    """
+
+    out_dir: str = "runs/default"
+    epochs: int = 10
+    max_steps: int = 0
+    device: str = "auto"
+    amp: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA only
+    log_every: int = 10
+    val_every_epochs: int = 1
+    max_val_batches: int = 0  # 0 = the whole validation set
+    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch (and of training)
+    keep_last: int = 3
+    cache_teacher: bool = False  # keep teacher outputs on disk (needs augment.enabled=false)
+    tensorboard: bool = True
+    image_every_epochs: int = 1
+    progress: bool = True
+    deterministic: bool = False
+    find_unused_parameters: bool = True  # DDP: stage-wise recipes leave parameters idle
+
+
+@dataclass
+class TrainConfig:
+    """The whole training config (see README: Configuration)."""
+
+    seed: int = 0
+    recipe: RecipeCfg = registry_section("recipe", lambda: _default_recipe())
+    model: ModelCfg | None = registry_section("model", lambda: None)
+    teacher: ModelCfg | None = registry_section("model", lambda: None)
+    data: DataCfg = field(default_factory=DataCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    trainer: TrainerCfg = field(default_factory=TrainerCfg)
+
+
+DEFAULT_RECIPE = "tie_kd"
+
+
+def _default_recipe() -> RecipeCfg:
+    from depth_kd_core.recipes.registry import RECIPES
+
+    return RECIPES.build_cfg(DEFAULT_RECIPE)
+
+
+def load_train_config(path: str | Path | None = None, overrides=()) -> TrainConfig:
+    """YAML file + ``key=value`` overrides -> validated TrainConfig.
+
+    When the student (``model``) section has no ``name``, the recipe's default student is
+    used; likewise for ``teacher`` of KD recipes.
+    """
+    from depth_kd_core.recipes.registry import RECIPES, default_models
+
+    data = read_yaml(path) if path else {}
+    data = deep_merge(data, parse_overrides(overrides))
+    recipe = data.setdefault("recipe", {})
+    if not isinstance(recipe, dict):
+        raise ConfigError("config section 'recipe' must be a mapping with a 'name'")
+    recipe.setdefault("name", DEFAULT_RECIPE)
+    try:
+        student, teacher = default_models(recipe["name"])
+    except KeyError as exc:
+        raise ConfigError(f"config key 'recipe.name': {exc}") from exc
+    data["model"] = {"name": student, **(data.get("model") or {})}
+    if teacher is not None or data.get("teacher"):
+        data["teacher"] = {"name": teacher, **(data.get("teacher") or {})}
+    RECIPES.names()
+    return build_dataclass(TrainConfig, data)
