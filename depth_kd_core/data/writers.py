@@ -123,7 +123,8 @@ def write_synthetic_bag(path: str | Path, world: SyntheticWorld, n_frames: int, 
                         fps: float = 10.0, start_ns: int = BAG_START_NS,
                         right_delay_ns: int = 0, frames_per_scene: int = MAX_SEQUENCE_LENGTH,
                         first_scene: int = 0, scene_gap_frames: int = 5, repeat: int = 1,
-                        jpeg_quality: int = 95, progress: bool = False) -> Path:
+                        skip_right: tuple[int, ...] = (), jpeg_quality: int = 95,
+                        progress: bool = False) -> Path:
     """Render ``n_frames`` of driving and record them as a bag.
 
     Frames come from consecutive scenes, ``frames_per_scene`` frames each, with a pause of
@@ -142,6 +143,7 @@ def write_synthetic_bag(path: str | Path, world: SyntheticWorld, n_frames: int, 
         raw: record distorted, unrectified images with the CameraInfo (D, K, R, P) that
             rectifies them; None records rectified images (D = 0, R = I).
         right_delay_ns: added to the right camera's header stamps (sync tests).
+        skip_right: frame numbers whose right image is not recorded (dropped frames).
 
     Returns:
         ``path``; an existing bag there is replaced only once the new one is complete.
@@ -168,8 +170,9 @@ def write_synthetic_bag(path: str | Path, world: SyntheticWorld, n_frames: int, 
                     k = rep * n_frames + n
                     stamp = start_ns + period * (k + scene_gap_frames * (k // frames_per_scene))
                     _write_frame(bag, frame, stamp, right_delay_ns, topics, rig, (h, w),
-                                 compressed, encoding, jpeg_quality, stereo, with_depth,
-                                 depth_encoding, with_lidar)
+                                 compressed, encoding, jpeg_quality,
+                                 stereo and k not in skip_right, with_depth, depth_encoding,
+                                 with_lidar)
         finally:
             bag.close()
     return path
