@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bag_helpers import STEREO, camera_info, rgb_image, stereo_messages, write_bag
+from bag_helpers import STEREO, camera_info, stereo_messages, write_bag
 
 from depth_kd_core.data.rosbag import MonoBagDataset, StereoBagDataset
 from depth_kd_core.data.synthetic import SyntheticWorld

@@ -79,7 +79,8 @@ def default_cache_dir(path: Path) -> Path:
     parent = path.resolve().parent
     if os.access(parent, os.W_OK):
         return parent
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "depth_kd" / "bag_index"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "depth_kd" / "bag_index"
 
 
 def check_topics(reader: BagReader, wanted: dict[str, tuple[str, ...]]) -> dict[str, str]:

@@ -290,10 +290,12 @@ class KittiRawDataset(Dataset):
 
     def _depth(self, sample: KittiSample, cam: int) -> np.ndarray:
         if self.gt == "velodyne":
-            velo = self.root / sample.folder / "velodyne_points" / "data" / f"{sample.frame:010d}.bin"
+            velo = (self.root / sample.folder / "velodyne_points" / "data" /
+                    f"{sample.frame:010d}.bin")
             return generate_depth_map(self._calib_dir(sample.folder), velo, cam).astype(np.float32)
         drive = sample.folder.split("/")[-1]
-        tail = Path(drive, "proj_depth", "groundtruth", f"image_0{cam}", f"{sample.frame:010d}.png")
+        tail = Path(drive, "proj_depth", "groundtruth", f"image_0{cam}",
+                    f"{sample.frame:010d}.png")
         for part in ("train", "val"):
             if (self.annotated_root / part / tail).is_file():
                 return read_depth_png(self.annotated_root / part / tail)
@@ -305,7 +307,8 @@ class KittiRawDataset(Dataset):
         if stamps.is_file():
             lines = stamps.read_text().splitlines()
             if frame < len(lines):  # "2011-09-26 13:02:25.964389445"
-                return int(np.datetime64(lines[frame].strip().replace(" ", "T"), "ns").astype(np.int64))
+                stamp = np.datetime64(lines[frame].strip().replace(" ", "T"), "ns")
+                return int(stamp.astype(np.int64))
         return frame * KITTI_FRAME_PERIOD_NS
 
     def __getitem__(self, index: int) -> dict:

@@ -321,7 +321,8 @@ def image_fields(array: np.ndarray, encoding: str, *, big_endian: bool = False,
         shape = "H x W" if layout.channels == 1 else f"H x W x {layout.channels}"
         raise ImageError(f"array has shape {array.shape}; {encoding} needs {shape}")
     if array.dtype != np.dtype(layout.dtype):
-        raise ImageError(f"array has dtype {array.dtype}; {encoding} needs {np.dtype(layout.dtype)}")
+        raise ImageError(f"array has dtype {array.dtype}; {encoding} needs "
+                         f"{np.dtype(layout.dtype)}")
     height, width = array.shape[:2]
     _check_size(height, width, encoding, "array")
     itemsize = int(layout.dtype[1])

@@ -199,7 +199,8 @@ class StereoBagDataset(BagDatasetBase):
     def _check_pair_size(self, left: tuple, right: tuple) -> None:
         if left[:2] != right[:2]:
             raise BagError(f"bag {self.path}: left/right size mismatch: '{self.left_topic}' is "
-                           f"{left[1]}x{left[0]} but '{self.right_topic}' is {right[1]}x{right[0]}")
+                           f"{left[1]}x{left[0]} but '{self.right_topic}' is "
+                           f"{right[1]}x{right[0]}")
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):

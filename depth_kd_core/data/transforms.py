@@ -210,7 +210,8 @@ class Crop:
                  generator: torch.Generator | None = None) -> None:
         if mode not in ("random", "center"):
             raise ValueError(f"Crop mode must be 'random' or 'center', got {mode!r}")
-        self.height, self.width, self.mode, self.generator = int(height), int(width), mode, generator
+        self.height, self.width = int(height), int(width)
+        self.mode, self.generator = mode, generator
 
     def __call__(self, item: Item) -> Item:
         H, W = item_size(item)

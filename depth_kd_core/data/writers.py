@@ -68,7 +68,8 @@ class _Bag:
         self.conns: dict[str, Any] = {}
 
     def header(self, stamp: int, frame_id: str) -> Any:
-        Header, Time = self.ts.types["std_msgs/msg/Header"], self.ts.types["builtin_interfaces/msg/Time"]
+        Header = self.ts.types["std_msgs/msg/Header"]
+        Time = self.ts.types["builtin_interfaces/msg/Time"]
         time = Time(sec=stamp // 10**9, nanosec=stamp % 10**9)
         return Header(seq=0, stamp=time, frame_id=frame_id) if self.ros1 else \
             Header(stamp=time, frame_id=frame_id)
@@ -90,8 +91,9 @@ def _camera_info(bag: _Bag, hdr: Any, K: np.ndarray, h: int, w: int, D: np.ndarr
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     names = ("D", "K", "R", "P") if bag.ros1 else ("d", "k", "r", "p")
     mats = dict(zip(names, (D, K.reshape(-1), R.reshape(-1), P.reshape(-1))))
+    mats = {k: np.asarray(v, dtype=np.float64) for k, v in mats.items()}
     return dict(header=hdr, height=h, width=w, distortion_model="plumb_bob", binning_x=0,
-                binning_y=0, roi=roi, **{k: np.asarray(v, dtype=np.float64) for k, v in mats.items()})
+                binning_y=0, roi=roi, **mats)
 
 
 def distort_to_raw(rect: np.ndarray, K: np.ndarray, D: np.ndarray, R: np.ndarray,
