@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, default_collate
 from depth_kd_core.data import bag_index as bi
 from depth_kd_core.data.rosbag import (MonoBagDataset, SequenceBagDataset, StereoBagDataset,
                                        guess_info_topic)
-from depth_kd_core.data.schema import check_item
+from depth_kd_core.data.bag_dataset import rgb_to_tensor
+from depth_kd_core.data.schema import check_item, image_to_tensor
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.data.writers import BAG_START_NS, BagTopics, RawRig, write_synthetic_bag
@@ -162,6 +163,19 @@ def test_raw_images_are_rectified_with_their_camera_info(tmp_path):
         assert err < 3.0 and err_raw > 2 * err, (key, err, err_raw)
     np.testing.assert_allclose(ds[0]["K"].numpy(), world.K, rtol=1e-6)  # P[:3, :3]
     assert float(ds[0]["baseline"]) == pytest.approx(0.54)
+    # rectified and resized in one remap: matches the area-resized rectified frame
+    half = StereoBagDataset(path, *args, cache_dir=tmp_path, progress=False, height=48,
+                            width=160)
+    np.testing.assert_allclose(half[0]["K"].numpy(), SyntheticWorld(0, 48, 160).K, rtol=1e-6)
+    expected = resize_image(frame["left"], 48, 160).astype(int)
+    assert np.abs(_u8(half[0]["left"]).astype(int) - expected)[4:-4, 4:-4].mean() < 4.0
+
+
+def test_fast_tensor_conversion_equals_the_schema_conversion():
+    img = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    fast = rgb_to_tensor(img)
+    assert fast.is_contiguous() and fast.dtype == torch.float32
+    torch.testing.assert_close(fast, image_to_tensor(img), rtol=0, atol=0)
 
 
 def test_index_is_cached_and_reused(bags, tmp_path, monkeypatch):

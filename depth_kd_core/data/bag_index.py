@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,13 @@ from tqdm import tqdm
 
 from depth_kd_core.data.bag_reader import BagReader
 from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import BagError
 from depth_kd_core.fileio import atomic_path
 
 LOG = logging.getLogger(__name__)
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -42,6 +44,8 @@ class TopicIndex:
     stamp_ns: np.ndarray
     ordinal: np.ndarray
     calibration: dict | None = None  # first CameraInfo, as CameraCalibration.to_dict()
+    offset: np.ndarray | None = None  # byte offset of each message's data in BagIndex.mcap_file
+    length: np.ndarray | None = None  # its length; None when the topic has no direct offsets
 
     def __len__(self) -> int:
         return int(self.log_ns.size)
@@ -59,6 +63,7 @@ class BagIndex:
     topics: dict[str, TopicIndex]
     damage: str = ""
     available: dict[str, str] = field(default_factory=dict)  # every topic -> message type
+    mcap_file: str = ""  # the file TopicIndex.offset points into ("" = none)
 
 
 def _bag_files(path: Path) -> list[Path]:
@@ -133,15 +138,39 @@ def scan(reader: BagReader, wanted: dict[str, tuple[str, ...]], progress: bool =
         arr = np.asarray(r, dtype=np.int64).reshape(-1, 3)
         topics[topic] = TopicIndex(topic, available[topic], arr[:, 0].copy(), arr[:, 1].copy(),
                                    arr[:, 2].copy(), calib.get(topic))
-    return BagIndex(str(reader.path), topics, damage, available)
+    index = BagIndex(str(reader.path), topics, damage, available)
+    if not damage:
+        _add_offsets(index, reader.path)
+    return index
+
+
+def _add_offsets(index: BagIndex, path: Path) -> None:
+    """Attach mcap byte offsets to topics whose messages all have one (see mcap_offsets)."""
+    file = single_mcap_file(path)
+    if file is None:
+        return
+    try:
+        found = read_message_offsets(file, set(index.topics))
+    except (OSError, struct.error, ValueError) as exc:
+        LOG.debug("no mcap offsets for %s: %s", file, exc)
+        return
+    for topic, t in index.topics.items():
+        arr = found.get(topic)
+        # rosbags yields equal log times in file order, as the sorted offsets are
+        if arr is not None and len(arr) == len(t) and np.array_equal(arr[:, 0], t.log_ns):
+            t.offset, t.length = arr[:, 1].copy(), arr[:, 2].copy()
+            index.mcap_file = str(file)
 
 
 def save_index(index: BagIndex, file: Path) -> None:
     """Write the index atomically (npz: arrays per topic + JSON metadata)."""
     arrays, meta = {}, {"version": INDEX_VERSION, "path": index.path, "damage": index.damage,
                         "available": index.available, "topics": []}
+    meta["mcap_file"] = index.mcap_file
     for i, t in enumerate(index.topics.values()):
         arrays.update({f"log{i}": t.log_ns, f"stamp{i}": t.stamp_ns, f"ord{i}": t.ordinal})
+        if t.offset is not None:
+            arrays.update({f"off{i}": t.offset, f"len{i}": t.length})
         meta["topics"].append({"topic": t.topic, "msgtype": t.msgtype,
                                "calibration": t.calibration})
     arrays["meta"] = np.array(json.dumps(meta))
@@ -156,9 +185,13 @@ def load_index(file: Path) -> BagIndex:
         meta = json.loads(str(data["meta"]))
         topics = {}
         for i, t in enumerate(meta["topics"]):
+            has = f"off{i}" in data
             topics[t["topic"]] = TopicIndex(t["topic"], t["msgtype"], data[f"log{i}"],
-                                            data[f"stamp{i}"], data[f"ord{i}"], t["calibration"])
-    return BagIndex(meta["path"], topics, meta["damage"], meta["available"])
+                                            data[f"stamp{i}"], data[f"ord{i}"], t["calibration"],
+                                            data[f"off{i}"] if has else None,
+                                            data[f"len{i}"] if has else None)
+    return BagIndex(meta["path"], topics, meta["damage"], meta["available"],
+                    meta.get("mcap_file", ""))
 
 
 def load_or_scan(reader: BagReader, wanted: dict[str, tuple[str, ...]],

@@ -24,6 +24,7 @@ from typing import Any
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from depth_kd_core.data.mcap_offsets import single_mcap_file
 from depth_kd_core.errors import BagError
 
 LOG = logging.getLogger(__name__)
@@ -32,16 +33,6 @@ _OP_FOOTER, _OP_DATA_END = 0x02, 0x0F
 # DataEnd (crc 0) + Footer (no summary) + magic: what a cleanly closed mcap ends with.
 _MCAP_TAIL = (bytes([_OP_DATA_END]) + struct.pack("<QI", 4, 0) + bytes([_OP_FOOTER])
               + struct.pack("<QQQI", 20, 0, 0, 0) + MCAP_MAGIC)
-
-
-def _mcap_file(path: Path) -> Path | None:
-    """The mcap file of a bag path (the file itself, or a folder's only .mcap)."""
-    if path.is_file() and path.suffix == ".mcap":
-        return path
-    if path.is_dir():
-        files = sorted(path.glob("*.mcap"))
-        return files[0] if len(files) == 1 else None
-    return None
 
 
 def intact_mcap_length(path: Path) -> int:
@@ -141,7 +132,7 @@ def open_reader(path: Path) -> tuple[AnyReader, str]:
         return reader, ""
     except Exception as exc:  # rosbags raises many types (ReaderError, apsw, struct, OSError)
         first = exc
-    mcap = _mcap_file(path)
+    mcap = single_mcap_file(path)
     length = intact_mcap_length(mcap) if mcap is not None else 0
     if length:
         try:
@@ -167,26 +158,47 @@ class BagReader:
             raise BagError(f"bag {self.path} does not exist")
         self._reader: AnyReader | None = None
         self._pid: int | None = None
+        self._files: dict[str, Any] = {}  # this process's raw file handles for read_at
         self.damage = ""
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_reader"], state["_pid"] = None, None  # never ship an open file to a worker
+        # never ship open files to a worker
+        state["_reader"], state["_pid"], state["_files"] = None, None, {}
         return state
 
     @property
     def reader(self) -> AnyReader:
         """The open AnyReader of this process."""
         if self._reader is None or self._pid != os.getpid():
+            self._files = {}  # handles inherited through fork belong to the parent
             self._reader, self.damage = open_reader(self.path)
             self._pid = os.getpid()
         return self._reader
 
     def close(self) -> None:
-        """Close this process's reader (reopened on next use)."""
-        if self._reader is not None and self._pid == os.getpid():
-            self._reader.close()
-        self._reader, self._pid = None, None
+        """Close this process's reader and files (reopened on next use)."""
+        if self._pid == os.getpid():
+            if self._reader is not None:
+                self._reader.close()
+            for f in self._files.values():
+                f.close()
+        self._reader, self._pid, self._files = None, None, {}
+
+    def read_at(self, file: str, requests: list[tuple[str, int, int]]) -> list[Any]:
+        """Deserialise messages from known byte ranges: (message type, offset, length)."""
+        reader = self.reader  # (re)opens per process; also resets the file handles
+        if file not in self._files:
+            self._files[file] = open(file, "rb")  # noqa: SIM115 - kept open across items
+        fd = self._files[file].fileno()
+        out = []
+        for msgtype, offset, length in requests:
+            raw = os.pread(fd, length, offset)
+            if len(raw) != length:
+                raise BagError(f"bag {self.path}: {file} ends before byte {offset + length}; "
+                               f"was it truncated after indexing? Delete its index cache.")
+            out.append(reader.deserialize(raw, msgtype))
+        return out
 
     def topics(self) -> dict[str, tuple[str, int]]:
         """{topic: (message type, message count)} of every topic in the bag."""

@@ -213,9 +213,8 @@ class StereoBagDataset(BagDatasetBase):
         msgs = self._fetch(row, cols)
         right = msg_to_rgb8(msgs[RIGHT], self._src(self.right_topic))
         self._check_pair_size(self.native, right.shape)
-        if self.rectify[self.right_topic]:
-            right = self._rectifier(self.right_topic).image(right)
-        images = {"left": self._image(msgs[LEFT], self.left_topic), "right": right}
+        images = {"left": self._image(msgs[LEFT], self.left_topic),
+                  "right": self._prepare(right, self.right_topic)}
         if row[PREV] >= 0:
             images["prev"] = self._image(msgs[PREV], self.left_topic)
             images["next"] = self._image(msgs[NEXT], self.left_topic)
