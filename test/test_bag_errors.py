@@ -56,6 +56,13 @@ def test_wrong_message_type_for_a_topic_is_named(tmp_path):
         StereoBagDataset(path, *STEREO[:3], "/imu", cache_dir=tmp_path, progress=False)
 
 
+def test_left_and_right_must_be_different_topics(tmp_path):
+    path = write_bag(tmp_path / "bag", stereo_messages(2, 8, 8))
+    with pytest.raises(BagError, match=r"left and right must be different topics"):
+        StereoBagDataset(path, STEREO[0], STEREO[0], STEREO[2], STEREO[3], cache_dir=tmp_path,
+                         progress=False)
+
+
 def test_unsupported_encoding_names_topic_and_field(tmp_path):
     msgs = stereo_messages(2, 8, 8, left_override={"encoding": "yuv444"})
     with pytest.raises(ImageError, match=r"topic /stereo/left/image_rect: field 'encoding' is "

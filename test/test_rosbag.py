@@ -178,6 +178,19 @@ def test_fast_tensor_conversion_equals_the_schema_conversion():
     torch.testing.assert_close(fast, image_to_tensor(img), rtol=0, atol=0)
 
 
+def test_mcap_messages_are_read_at_their_indexed_offsets(bags, tmp_path, monkeypatch):
+    ds = _stereo(bags["mcap"], tmp_path, depth_topic=DEPTH)
+    assert ds.mcap_file.endswith(".mcap")
+    assert all(ds.topics[t].offset is not None for t in (*STEREO[:2], DEPTH))
+    direct = [ds[i] for i in (0, 4, 9)]
+    monkeypatch.setattr(ds, "mcap_file", "")  # force rosbags time-window reads
+    for item, i in zip(direct, (0, 4, 9)):
+        window = ds[i]
+        for key in ("left", "right", "depth_gt", "stamp_ns"):
+            torch.testing.assert_close(item[key], window[key], rtol=0, atol=0)
+    assert _stereo(bags["sqlite3"], tmp_path).mcap_file == ""  # no offsets: window reads
+
+
 def test_index_is_cached_and_reused(bags, tmp_path, monkeypatch):
     first = _stereo(bags["mcap"], tmp_path)
     assert len(list(tmp_path.glob("*.depth_kd_index.npz"))) == 1

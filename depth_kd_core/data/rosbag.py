@@ -152,6 +152,10 @@ class StereoBagDataset(BagDatasetBase):
                          cache_dir=cache_dir, transform=transform, progress=progress)
         self.left_topic, self.right_topic, self.depth_topic = left_topic, right_topic, depth_topic
         self.dropped: dict[str, int] = {}
+        if left_topic == right_topic or left_info_topic == right_info_topic:
+            raise BagError(f"bag {self.path}: left and right must be different topics, got "
+                           f"'{left_topic}'/'{right_topic}' and '{left_info_topic}'/"
+                           f"'{right_info_topic}'")
         wanted = {left_topic: bi.IMAGE_TYPES, right_topic: bi.IMAGE_TYPES,
                   left_info_topic: (bi.CAMERA_INFO,), right_info_topic: (bi.CAMERA_INFO,)}
         if depth_topic:
