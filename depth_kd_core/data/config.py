@@ -64,8 +64,10 @@ class RosbagSourceCfg:
     right_info_topic: str = "/stereo/right/camera_info"
     depth_topic: str = ""  # optional ground truth (16UC1 mm or 32FC1 m)
     sync_tolerance_ms: float = 5.0  # left/right stamps closer than this are a pair
+    # auto: remap raw images unless D = 0 and R = I, or the topic is an image_rect output
     rectify: Literal["auto", "always", "never"] = "auto"
     cache_dir: str = ""  # where the message index is cached (default: beside the bag)
+    max_gap_ms: float = 0.0  # video triples: max gap to a neighbour (0 = 2.5 x median period)
 
 
 @dataclass

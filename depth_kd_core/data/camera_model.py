@@ -1,0 +1,174 @@
+"""Camera calibration from ``sensor_msgs/CameraInfo`` and rectification of raw images.
+
+ROS 2 spells the matrices ``d, k, r, p``, ROS 1 ``D, K, R, P``; :meth:`CameraCalibration.
+from_msg` reads either. Rectified images use the projection ``P`` (REP 104): intrinsics
+``P[:3, :3]`` and, for the right camera of a stereo pair, ``P[0, 3] = -fx * B``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from depth_kd_core.data.transforms import scale_intrinsics
+from depth_kd_core.errors import DataError
+
+RECTIFIED_TOL = 1e-6  # |D| and |R - I| below this count as "already rectified"
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant", "fisheye", "")
+
+
+def _field(msg: Any, name: str) -> Any:
+    """CameraInfo matrix field in ROS 2 (lower case) or ROS 1 (upper case) spelling."""
+    return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """One camera's CameraInfo, as plain arrays (picklable, cacheable).
+
+    Attributes:
+        width, height: image size the calibration is for, pixels.
+        distortion_model: "plumb_bob", "rational_polynomial", "equidistant" …
+        D: distortion coefficients; K: 3 x 3 raw intrinsics; R: 3 x 3 rectifying rotation;
+        P: 3 x 4 projection of the rectified image (all float64, pixels).
+    """
+
+    width: int
+    height: int
+    distortion_model: str
+    D: np.ndarray
+    K: np.ndarray
+    R: np.ndarray
+    P: np.ndarray
+
+    @classmethod
+    def from_msg(cls, msg: Any, source: str = "") -> CameraCalibration:
+        """Read a ``sensor_msgs/CameraInfo`` (ROS 1 or ROS 2 message object)."""
+        try:
+            return cls(int(msg.width), int(msg.height), str(msg.distortion_model),
+                       np.asarray(_field(msg, "d"), dtype=np.float64).reshape(-1),
+                       np.asarray(_field(msg, "k"), dtype=np.float64).reshape(3, 3),
+                       np.asarray(_field(msg, "r"), dtype=np.float64).reshape(3, 3),
+                       np.asarray(_field(msg, "p"), dtype=np.float64).reshape(3, 4))
+        except (AttributeError, ValueError) as exc:
+            raise DataError(f"{source}: not a usable sensor_msgs/CameraInfo ({exc})") from exc
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CameraCalibration:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(d["width"]), int(d["height"]), str(d["distortion_model"]),
+                   np.asarray(d["D"], dtype=np.float64).reshape(-1),
+                   np.asarray(d["K"], dtype=np.float64).reshape(3, 3),
+                   np.asarray(d["R"], dtype=np.float64).reshape(3, 3),
+                   np.asarray(d["P"], dtype=np.float64).reshape(3, 4))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return {"width": self.width, "height": self.height,
+                "distortion_model": self.distortion_model, "D": self.D.tolist(),
+                "K": self.K.reshape(-1).tolist(), "R": self.R.reshape(-1).tolist(),
+                "P": self.P.reshape(-1).tolist()}
+
+    def is_rectified(self) -> bool:
+        """True when images need no remapping: no distortion and no rectifying rotation."""
+        return bool(np.all(np.abs(self.D) < RECTIFIED_TOL)
+                    and np.all(np.abs(self.R - np.eye(3)) < RECTIFIED_TOL))
+
+    def rectified_K(self) -> np.ndarray:
+        """3 x 3 intrinsics of rectified images: ``P[:3, :3]``, or ``K`` when P is unset."""
+        return self.P[:, :3].copy() if self.P[0, 0] > 0 else self.K.copy()
+
+    def scaled_to(self, height: int, width: int, source: str = "") -> CameraCalibration:
+        """The calibration for images of another size with the same aspect ratio.
+
+        Drivers sometimes publish downscaled images with the full-resolution CameraInfo.
+        """
+        if self.width <= 0 or self.height <= 0:
+            raise DataError(f"{source}: camera_info has size {self.width}x{self.height}; the "
+                            f"camera is uncalibrated")
+        if (self.height, self.width) == (height, width):
+            return self
+        sx, sy = width / self.width, height / self.height
+        if abs(sx - sy) > 1e-3 * max(sx, sy):
+            raise DataError(f"{source}: camera_info is for {self.width}x{self.height} images "
+                            f"but the images are {width}x{height} (different aspect ratio)")
+        P = self.P.copy()
+        P[:, :3] = scale_intrinsics(self.P[:, :3], sx, sy)
+        P[0, 3] *= sx  # -fx * B scales with fx
+        P[1, 3] *= sy
+        return CameraCalibration(width, height, self.distortion_model, self.D.copy(),
+                                 scale_intrinsics(self.K, sx, sy), self.R.copy(), P)
+
+
+class Rectifier:
+    """Undistort-and-rectify maps of one camera (``cv2.initUndistortRectifyMap``).
+
+    Maps go from the rectified image (intrinsics ``calib.rectified_K()``) to raw pixels; they
+    are fixed-point (CV_16SC2) for speed and built once per process. With ``out_size`` the
+    rectified image is produced directly at that size (intrinsics scaled to match): one
+    interpolation instead of a remap followed by a resize.
+    """
+
+    def __init__(self, calib: CameraCalibration, source: str = "",
+                 out_size: tuple[int, int] | None = None) -> None:
+        model = calib.distortion_model.lower()
+        if model not in DISTORTION_MODELS:
+            raise DataError(f"{source}: camera_info field 'distortion_model' is "
+                            f"{calib.distortion_model!r}; supported: plumb_bob, "
+                            f"rational_polynomial, equidistant")
+        height, width = out_size or (calib.height, calib.width)
+        size = (width, height)
+        new_K = scale_intrinsics(calib.rectified_K(), width / calib.width, height / calib.height)
+        if model in ("equidistant", "fisheye"):
+            self.map1, self.map2 = cv2.fisheye.initUndistortRectifyMap(
+                calib.K, calib.D[:4], calib.R, new_K, size, cv2.CV_16SC2)
+        else:
+            D = calib.D if calib.D.size else np.zeros(5)
+            self.map1, self.map2 = cv2.initUndistortRectifyMap(
+                calib.K, D, calib.R, new_K, size, cv2.CV_16SC2)
+        self.K = new_K
+        self.size = (height, width)
+
+    def image(self, img: np.ndarray) -> np.ndarray:
+        """Rectify an image (bilinear; outside the raw image becomes 0)."""
+        return cv2.remap(img, self.map1, self.map2, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
+
+    def depth(self, depth: np.ndarray) -> np.ndarray:
+        """Rectify a depth map registered to the raw image (nearest: depths are not mixed)."""
+        return cv2.remap(depth, self.map1, self.map2, cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT)
+
+
+def stereo_baseline(left: CameraCalibration, right: CameraCalibration,
+                    source: str = "") -> float:
+    """Baseline in metres from the projections: ``(P_l[0, 3] - P_r[0, 3]) / fx``.
+
+    With the usual ``P_l[0, 3] = 0`` this is ``-P_r[0, 3] / fx`` (REP 104: ``Tx = -fx * B``).
+    """
+    fx = right.P[0, 0]
+    if fx <= 0:
+        raise DataError(f"{source}: right camera_info has no projection matrix P (fx = {fx})")
+    baseline = (left.P[0, 3] - right.P[0, 3]) / fx
+    if baseline <= 0:
+        raise DataError(f"{source}: right camera_info P[0,3] = {right.P[0, 3]:.4g} gives a "
+                        f"baseline of {baseline:.4g} m; expected P[0,3] = -fx*B < 0 (is the "
+                        f"pair swapped, or not stereo-calibrated?)")
+    return float(baseline)
+
+
+def needs_rectification(calib: CameraCalibration, topic: str, mode: str) -> bool:
+    """Decide whether images on ``topic`` must be remapped.
+
+    ``mode`` "always"/"never" force it; "auto" passes images through when the calibration
+    has no distortion and no rotation, or when the topic is an image_proc output
+    (``image_rect``…), whose CameraInfo still describes the raw camera.
+    """
+    if mode not in ("auto", "always", "never"):
+        raise DataError(f"rectify must be 'auto', 'always' or 'never', got {mode!r}")
+    if mode != "auto":
+        return mode == "always"
+    return not (calib.is_rectified() or "image_rect" in topic)
