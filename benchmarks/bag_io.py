@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
                                   cache_dir=tmp, progress=False)
             index_s = time.perf_counter() - start
             ds[0]  # warm-up: reader open, rectification maps
-            raw, decoded, ours = raw_rate(path, topics), decode_rate(path, topics), dataset_rate(ds)
+            raw, decoded = raw_rate(path, topics), decode_rate(path, topics)
+            ours = dataset_rate(ds)
             extra = f"{loader_rate(ds, args.workers):>10.1f}" if args.workers else ""
             print(f"{name:>22} {index_s:>8.2f} {raw:>9.1f} {decoded:>8.1f} {ours:>8.1f} "
                   f"{ours / raw:>6.2f}{extra}")

@@ -79,6 +79,17 @@ def test_stereo_items_equal_the_rendered_frames(bags, frames, world, storage, tm
     assert batch["left"].shape == (2, 3, H, W) and batch["baseline"].shape == (2,)
 
 
+def test_mono_items_with_depth_from_a_ros1_bag(bags, frames, world, tmp_path):
+    ds = MonoBagDataset(bags["ros1"], STEREO[0], STEREO[2], depth_topic=DEPTH,
+                        cache_dir=tmp_path, progress=False)
+    assert len(ds) == len(frames)
+    item = ds[6]
+    assert "right" not in item and "baseline" not in item
+    np.testing.assert_array_equal(_u8(item["left"]), frames[6]["left"])
+    np.testing.assert_array_equal(item["depth_gt"][0].numpy(), frames[6]["depth"])
+    np.testing.assert_allclose(item["K"].numpy(), world.K, rtol=1e-6)
+
+
 def test_lidar_topic_is_sparse_ground_truth(bags, frames, tmp_path):
     ds = _stereo(bags["mcap"], tmp_path, depth_topic="/lidar/depth")
     np.testing.assert_array_equal(ds[3]["depth_gt"][0].numpy(), frames[3]["lidar_depth"])

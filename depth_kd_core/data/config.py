@@ -60,7 +60,7 @@ class RosbagSourceCfg:
     val_fraction: float = 0.1
     left_topic: str = "/stereo/left/image_rect"
     right_topic: str = "/stereo/right/image_rect"  # empty for a monocular bag
-    left_info_topic: str = "/stereo/left/camera_info"
+    left_info_topic: str = "/stereo/left/camera_info"  # mono: "" = <namespace>/camera_info
     right_info_topic: str = "/stereo/right/camera_info"
     depth_topic: str = ""  # optional ground truth (16UC1 mm or 32FC1 m)
     sync_tolerance_ms: float = 5.0  # left/right stamps closer than this are a pair

@@ -29,7 +29,8 @@ LEFT_ONLY_KEYS = ("prev", "next", "semantics")
 # ------------------------------------------------------------------------- intrinsics
 
 
-def scale_intrinsics(K: torch.Tensor | np.ndarray, sx: float, sy: float):
+def scale_intrinsics(K: torch.Tensor | np.ndarray, sx: float,
+                     sy: float) -> torch.Tensor | np.ndarray:
     """Intrinsics after resizing the image by ``sx`` horizontally and ``sy`` vertically."""
     K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
     K[0, 0] *= sx
@@ -40,7 +41,7 @@ def scale_intrinsics(K: torch.Tensor | np.ndarray, sx: float, sy: float):
     return K
 
 
-def crop_intrinsics(K: torch.Tensor | np.ndarray, x0: int, y0: int):
+def crop_intrinsics(K: torch.Tensor | np.ndarray, x0: int, y0: int) -> torch.Tensor | np.ndarray:
     """Intrinsics after cropping with top-left corner (x0, y0)."""
     K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
     K[0, 2] -= x0
@@ -48,7 +49,7 @@ def crop_intrinsics(K: torch.Tensor | np.ndarray, x0: int, y0: int):
     return K
 
 
-def flip_intrinsics(K: torch.Tensor | np.ndarray, width: int):
+def flip_intrinsics(K: torch.Tensor | np.ndarray, width: int) -> torch.Tensor | np.ndarray:
     """Intrinsics of the horizontally mirrored image (u -> W - 1 - u)."""
     K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
     K[0, 2] = width - 1 - K[0, 2]
