@@ -87,6 +87,7 @@ class Trainer:
                 self.recipe, device_ids=[self.device.index] if cuda else None,
                 find_unused_parameters=tcfg.find_unused_parameters)
         self.step, self.metrics = 0, {}
+        self.history: list[float] = []  # loss of every step run by this process
         best_key, higher = self.recipe.BEST_METRIC
         self.ckpts = CheckpointManager(self.out_dir, tcfg.keep_last, best_key, higher)
         self.logger = Logger(self.out_dir / "tb", tcfg.tensorboard and self.dist.is_main)
@@ -109,11 +110,17 @@ class Trainer:
             raise DepthKDError(f"the training set has {len(train_ds)} items, fewer than one "
                                f"batch of {cfg.data.batch_size} per process; lower "
                                f"data.batch_size or add data")
+        # Own generators: a DataLoader draws a base seed for every new iterator, which would
+        # otherwise shift the global RNG differently in a resumed run than in a straight one.
+        workers = cfg.data.num_workers
         self.train_loader = DataLoader(self.train_set, batch_size=cfg.data.batch_size,
-                                       sampler=self.sampler, num_workers=cfg.data.num_workers,
-                                       pin_memory=self.device.type == "cuda", drop_last=True)
+                                       sampler=self.sampler, num_workers=workers,
+                                       pin_memory=self.device.type == "cuda", drop_last=True,
+                                       persistent_workers=workers > 0,
+                                       generator=torch.Generator().manual_seed(cfg.seed))
         self.val_loader = DataLoader(val_ds, batch_size=cfg.data.val_batch_size,
-                                     num_workers=cfg.data.num_workers)
+                                     num_workers=workers, persistent_workers=workers > 0,
+                                     generator=torch.Generator().manual_seed(cfg.seed))
 
     def _setup_teacher_cache(self) -> None:
         if not self.cfg.trainer.cache_teacher:
@@ -177,7 +184,6 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, position: int, bar: tqdm) -> None:
         self.sampler.set_epoch(epoch, position)
-        self.train_set.set_epoch(epoch)
         self.recipe.train()
         every = self.cfg.trainer.checkpoint_every_steps
         for batch in self.train_loader:
@@ -212,8 +218,10 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         self.recipe.current_step = self.step
-        return {k: float(v.detach()) if torch.is_tensor(v) else float(v)
-                for k, v in losses.items()}
+        scalars = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+                   for k, v in losses.items()}
+        self.history.append(scalars["loss"])
+        return scalars
 
     def _lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"] if self.optimizer else 0.0

@@ -7,28 +7,13 @@ import pytest
 import torch
 
 from conftest import realdata_path
+from tiny import TINY
 from depth_kd_core.models import create_model, list_models
 from depth_kd_core.models.base import DepthModel, freeze
 from depth_kd_core.models.encoders import ENCODERS, Encoder
 from depth_kd_core.models.segmentation import GROUP_OF_TRAINID, XDISTILL_GROUPS, regroup_labels
 
 H, W, B = 64, 192, 2
-# tiny variants for CI: test encoders and narrow decoders
-TINY = {
-    "adu_student": dict(encoder="test_swin", decoder_channels=(16, 16, 32, 32), heads=2),
-    "stereo_concat_teacher": dict(encoder="test_resnet", decoder_channels=(16, 16, 32, 32),
-                                  heads=2),
-    "tiekd_student": dict(encoder="test_mobilenet", decoder_channels=(8, 16, 16, 32, 32)),
-    "monodepth_student": dict(encoder="test_resnet"),
-    "pose_net": dict(encoder="test_resnet"),
-    "sdfa_net": dict(encoder="test_swin", decoder_channels=(8, 8, 16, 16)),
-    "segmentation_teacher": dict(encoder="test_resnet", fpn_channels=16),
-    "sgbm_teacher": dict(num_disparities=16),  # SGBM leaves the first num_disparities columns empty
-    "dacnn_student": dict(encoder="test_resnet", aspp_channels=16, guidance_channels=4,
-                          decoder_channels=(8, 8, 16)),
-    "stereo_corr_teacher": dict(encoder="test_resnet", aspp_channels=16, guidance_channels=4,
-                                decoder_channels=(8, 8, 16)),
-}
 K = torch.tensor([[0.58 * W, 0, W / 2], [0, 0.58 * W, H / 2], [0, 0, 1.0]]).expand(B, 3, 3)
 BASELINE = torch.full((B,), 0.54)
 

@@ -50,17 +50,18 @@ def depth_ssim_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tenso
 
 def tiekd_loss(student_dpm: torch.Tensor, student_depth: torch.Tensor,
                teacher_depth: torch.Tensor, centres: torch.Tensor, *,
-               sigma: float = TIEKD_SIGMA_M, alpha: float = TIEKD_ALPHA,
-               scale: float = TIEKD_SCALE, crop_top: int = 0,
+               valid: torch.Tensor | None = None, sigma: float = TIEKD_SIGMA_M,
+               alpha: float = TIEKD_ALPHA, scale: float = TIEKD_SCALE, crop_top: int = 0,
                dpm_mode: Literal["softmax_pdf", "normalized"] = "softmax_pdf"
                ) -> dict[str, torch.Tensor]:
     """eq. 4: s (alpha L_DPM + (1 - alpha) L_DEPTH), on rows >= crop_top (KITTI: 110).
 
-    Pixels where the teacher has no depth (<= 0) are left out of L_DPM.
+    ``valid`` (default: teacher depth > 0) selects the pixels of L_DPM; L_DEPTH is an SSIM
+    over the whole (cropped) map.
     """
     sl = (..., slice(crop_top, None), slice(None))
     t_depth, s_depth, s_dpm = teacher_depth[sl], student_depth[sl], student_dpm[sl]
-    valid = t_depth > 0
+    valid = t_depth > 0 if valid is None else valid[sl]
     l_dpm = dpm_kl(teacher_dpm(t_depth.clamp_min(1e-3), centres, sigma, dpm_mode), s_dpm, valid)
     l_depth = depth_ssim_loss(s_depth, t_depth)
     return {"loss": scale * (alpha * l_dpm + (1 - alpha) * l_depth), "l_dpm": l_dpm,

@@ -1,9 +1,11 @@
 """Deterministic, resumable data order and augmentation.
 
 ``EpochSampler`` draws each epoch's permutation from (seed, epoch) alone, splits it across
-DDP ranks, and can start part-way into an epoch; ``EpochSeededDataset`` seeds every item's
-random augmentation from (seed, epoch, index) without touching the global generators. A
-resumed run therefore sees exactly the batches the uninterrupted run would have seen.
+DDP ranks, can start part-way into an epoch, and yields (epoch, index) pairs;
+``EpochSeededDataset`` seeds every item's random augmentation from (seed, epoch, index)
+without touching the global generators. The epoch travels with the index, so persistent
+DataLoader workers see it too. A resumed run sees exactly the batches the uninterrupted run
+would have seen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     """Indices of one epoch for one rank; ``set_epoch(epoch, skip_batches)`` before iterating."""
 
     def __init__(self, length: int, batch_size: int, seed: int, shuffle: bool = True,
@@ -46,26 +48,27 @@ class EpochSampler(Sampler[int]):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        return iter(self._rank_indices()[self.skip * self.batch_size:])
+        return iter((self.epoch, i) for i in self._rank_indices()[self.skip * self.batch_size:])
 
     def __len__(self) -> int:
         return max(len(self._rank_indices()) - self.skip * self.batch_size, 0)
 
 
 class EpochSeededDataset(Dataset):
-    """Wraps a dataset so item i of epoch e always draws the same augmentation."""
+    """Wraps a dataset so item i of epoch e always draws the same augmentation.
+
+    Indexed by (epoch, index) pairs from ``EpochSampler``; a plain index means epoch 0.
+    """
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        item_seed = (self.seed * 1_000_003 + self.epoch * 10_007 + index) % 2**31
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        item_seed = (self.seed * 1_000_003 + epoch * 10_007 + index) % 2**31
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(item_seed)
