@@ -12,6 +12,7 @@ checkpoints/ (step files, last.pt, best.pt), metrics.json and TensorBoard logs (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -88,6 +89,7 @@ class Trainer:
                 find_unused_parameters=tcfg.find_unused_parameters)
         self.step, self.metrics = 0, {}
         self.history: list[float] = []  # loss of every step run by this process
+        self.rig: dict[str, float] = {}  # training camera: focal (px at input size), baseline
         best_key, higher = self.recipe.BEST_METRIC
         self.ckpts = CheckpointManager(self.out_dir, tcfg.keep_last, best_key, higher)
         self.logger = Logger(self.out_dir / "tb", tcfg.tensorboard and self.dist.is_main)
@@ -199,6 +201,10 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One optimiser step; returns the step's scalars as floats."""
+        if not self.rig:
+            self.rig = {"focal_px": float(batch["K"][0, 0, 0])}
+            if "baseline" in batch:
+                self.rig["baseline_m"] = float(batch["baseline"][0])
         batch = _to_device(batch, self.device, self.channels_last)
         self.recipe.current_step = self.step
         with torch.autocast(self.device.type, enabled=self.amp):
@@ -263,7 +269,7 @@ class Trainer:
             return
         payload = {
             "model_name": self.recipe.student.cfg.name,
-            "model_cfg": to_dict(self.recipe.export_model_cfg()),
+            "model_cfg": to_dict(self.deployment_cfg()),
             "state_dict": self.recipe.student.state_dict(),
             "extra_state": self.recipe.extras.state_dict(),
             "epoch": self.step // self.steps_per_epoch,
@@ -284,6 +290,21 @@ class Trainer:
         if best is not None:
             payload["best_value"] = float(best)
         self.ckpts.save(payload, self.step)
+
+    def deployment_cfg(self):
+        """The student's config as inference needs it: the recipe's export, with the training
+        resolution and the training camera's focal length (and baseline) filled in."""
+        cfg = self.recipe.export_model_cfg()
+        changes = {"input_height": self.cfg.data.height, "input_width": self.cfg.data.width}
+        if not self.rig:  # nothing trained in this process (sgbm, resumed at the end)
+            batch = next(iter(self.val_loader))
+            self.rig = {"focal_px": float(batch["K"][0, 0, 0])}
+            if "baseline" in batch:
+                self.rig["baseline_m"] = float(batch["baseline"][0])
+        changes.update({k: v for k, v in self.rig.items() if hasattr(cfg, k)})
+        if any(getattr(cfg, k) != v for k, v in changes.items()):
+            cfg = dataclasses.replace(cfg, **changes)
+        return cfg
 
     def _finish(self) -> None:
         self.logger.close()
