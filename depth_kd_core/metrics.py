@@ -183,3 +183,76 @@ class MetricAccumulator:
 
     def reset(self) -> None:
         self._items.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Uncertainty quality (ADU UEM, TIE-KD DPM): rank correlation and sparsification
+# --------------------------------------------------------------------------------------------
+
+SPARSIFICATION_STEPS = 20  # remove 0 %, 5 %, ..., 95 % of the pixels
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation of two 1-D samples (ties broken by order; NaN if < 2 values)."""
+    x, y = _to_numpy(x).ravel(), _to_numpy(y).ravel()
+    if x.size < 2:
+        return float("nan")
+    rx = np.empty(x.size)
+    rx[np.argsort(x, kind="stable")] = np.arange(x.size)
+    ry = np.empty(y.size)
+    ry[np.argsort(y, kind="stable")] = np.arange(y.size)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+
+
+def _curve(order: np.ndarray, err: np.ndarray, steps: int) -> np.ndarray:
+    """Mean error of the pixels left after removing the first k/steps of ``order``."""
+    n = err.size
+    kept = err[order][::-1]  # most confident last in ``order`` -> first here
+    csum = np.cumsum(kept)
+    counts = np.array([n - int(round(n * k / steps)) for k in range(steps)])
+    return csum[counts - 1] / counts
+
+
+def sparsification(sigma, error, steps: int = SPARSIFICATION_STEPS) -> dict[str, np.ndarray | float]:
+    """Sparsification curves of one image's pixels (Poggi et al., CVPR 2020).
+
+    Pixels are removed most-uncertain first (by ``sigma``) and, for the oracle, largest-error
+    first; each curve is the mean ``error`` of what remains, normalised by the full-set mean.
+    AUSE is the area between the two curves over the removed fraction in [0, 1).
+
+    Args:
+        sigma: per-pixel uncertainty of valid pixels (1-D, any units).
+        error: per-pixel error of the same pixels (1-D; e.g. |d - gt| or |d - gt| / gt).
+    """
+    sigma, error = _to_numpy(sigma).ravel(), _to_numpy(error).ravel()
+    if sigma.size < steps:
+        raise ValueError(f"sparsification needs >= {steps} pixels, got {sigma.size}")
+    base = error.mean()
+    by_sigma = _curve(np.argsort(-sigma, kind="stable"), error, steps) / base
+    oracle = _curve(np.argsort(-error, kind="stable"), error, steps) / base
+    fractions = np.arange(steps) / steps
+    gap = by_sigma - oracle
+    ause = float(np.sum((gap[1:] + gap[:-1]) / 2 * np.diff(fractions)))
+    return {"fractions": fractions, "sigma_curve": by_sigma, "oracle_curve": oracle,
+            "ause": ause}
+
+
+def uncertainty_metrics(pred, sigma, gt, *, min_depth: float = MIN_DEPTH_M,
+                        max_depth: float = MAX_DEPTH_M, crop: Crop = None) -> dict[str, float]:
+    """Spearman rho(sigma, |error|) and AUSE (abs error and relative error) for one image.
+
+    pred, sigma, gt: H x W metres (gt 0 = invalid); scored on the valid-GT pixels of the crop.
+    """
+    pred_np, sigma_np, gt_np = (_to_numpy(a) for a in (pred, sigma, gt))
+    mask = valid_mask(gt_np, min_depth=min_depth, max_depth=max_depth, crop=crop)
+    mask &= np.isfinite(sigma_np) & np.isfinite(pred_np)
+    p, s, g = pred_np[mask], sigma_np[mask], gt_np[mask]
+    abs_err = np.abs(np.clip(p, min_depth, max_depth) - g)
+    return {
+        "spearman_sigma_abs_err": spearman(s, abs_err),
+        "ause_abs_err": sparsification(s, abs_err)["ause"],
+        "ause_abs_rel": sparsification(s, abs_err / g)["ause"],
+    }

@@ -75,8 +75,8 @@ class DataCfg:
     """The ``data`` section of a training config."""
 
     source: Literal["synthetic", "kitti", "rosbag"] = "synthetic"
-    height: int = 96  # network input size, pixels (images are resized/cropped to it)
-    width: int = 320
+    height: int = 96  # network input size, pixels (images are resized/cropped to it);
+    width: int = 320  # 0 keeps the native size (KITTI and bags; evaluation at GT resolution)
     batch_size: int = 4
     val_batch_size: int = 4
     num_workers: int = 0

@@ -189,7 +189,8 @@ def _kitti(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
                         "data.kitti.val_split")
 
     def make(split: str, gt: str, stereo: bool) -> Dataset:
-        return KittiRawDataset(k.root, split, height=cfg.height, width=cfg.width, stereo=stereo,
+        return KittiRawDataset(k.root, split, height=cfg.height or None,
+                               width=cfg.width or None, stereo=stereo,
                                gt=gt, annotated_root=k.annotated_root,
                                sequence=bool(needs & {"prev", "next"}))
 
@@ -208,7 +209,8 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     def make(path: str) -> Dataset:
         # depth_gt whenever a depth topic is set: frames without depth are dropped, so train
         # and validation must be cut from the same rows
-        common = dict(height=cfg.height, width=cfg.width, sequence=bool(needs & {"prev", "next"}),
+        common = dict(height=cfg.height or None, width=cfg.width or None,
+                      sequence=bool(needs & {"prev", "next"}),
                       max_gap_ms=r.max_gap_ms or None, rectify=r.rectify,
                       cache_dir=r.cache_dir or None, sync_tolerance_ms=r.sync_tolerance_ms,
                       depth_topic=r.depth_topic)

@@ -1,0 +1,297 @@
+"""Evaluate a checkpoint (or a classical teacher) on a dataset: ``python -m depth_kd_core.evaluate``.
+
+    python -m depth_kd_core.evaluate --checkpoint runs/x/checkpoints/best.pt
+    python -m depth_kd_core.evaluate --checkpoint student.pt --teacher teacher.pt \\
+        data.source=kitti data.kitti.root=/data/kitti ... eval.crop=garg
+    python -m depth_kd_core.evaluate --model sgbm_teacher data.synthetic.val_seed=7
+
+Images are scored at the ground truth's resolution: each batch is resized to the network's
+input size (intrinsics follow), predicted, and the depth resized back. Metrics come from
+``depth_kd_core.metrics`` (Eigen and KITTI-benchmark sets, optional Garg/Eigen crop, 80 m cap);
+relative-scale models (self-supervised monocular) are median-scaled per image, metric ones are
+not. Pixels a model leaves without depth (SGBM holes) are not scored; ``coverage`` reports
+the fraction of ground-truth pixels that got a prediction. With ``--teacher`` the student is also scored against the teacher's depth (agreement,
+TIE-KD Table II). Models with sigma get Spearman rho(sigma, |error|) and AUSE.
+
+Outputs in ``eval.out_dir``: per_image.csv, summary.json, and grid_XXXXX.png (input, depth,
+ground truth, error, sigma) every ``eval.grid_every`` images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from depth_kd_core.checkpoint import model_from_checkpoint
+from depth_kd_core.config import build_dataclass, deep_merge, dump_yaml, parse_overrides, read_yaml
+from depth_kd_core.data.config import DataCfg
+from depth_kd_core.data.datasets import build_datasets
+from depth_kd_core.errors import DepthKDError
+from depth_kd_core.fileio import atomic_path, atomic_write_text
+from depth_kd_core.metrics import average_metrics, depth_metrics, uncertainty_metrics
+from depth_kd_core.models.registry import create_model
+from depth_kd_core.training.distributed import pick_device
+from depth_kd_core.training.logging import colorize, colorize_depth, to_rgb_u8
+
+
+@dataclass
+class EvalCfg:
+    """The ``eval`` section.
+
+    Attributes:
+        checkpoint: checkpoint to score; or ``model``: a registered model needing no weights.
+        teacher: checkpoint or model name whose depth the student is compared with.
+        split: "val" (held-out) or "train" part of the data source.
+        crop, min_depth, max_depth: evaluation protocol (KITTI Eigen: garg, 1e-3, 80).
+        median_scaling: "auto" = only for relative-scale models.
+        max_images: 0 = all.
+    """
+
+    checkpoint: str = ""
+    model: str = ""
+    teacher: str = ""
+    split: Literal["val", "train"] = "val"
+    crop: Literal["none", "garg", "eigen"] = "none"
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    median_scaling: Literal["auto", "on", "off"] = "auto"
+    max_images: int = 0
+    batch_size: int = 1
+    out_dir: str = "outputs/eval"
+    grid_every: int = 10
+    device: str = "auto"
+
+
+@dataclass
+class EvaluateConfig:
+    eval: EvalCfg = field(default_factory=EvalCfg)
+    data: DataCfg = field(default_factory=lambda: DataCfg(augment=_no_augment()))
+
+
+def _no_augment():
+    from depth_kd_core.data.config import AugmentCfg
+
+    return AugmentCfg(enabled=False)
+
+
+class Predictor:
+    """A network (or classical matcher) run at its own input size on native-size batches."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.cfg = model.cfg
+        self.device = device
+
+    @classmethod
+    def load(cls, spec: str, device: torch.device) -> "Predictor":
+        """``spec``: a checkpoint path, or the name of a registered model without weights."""
+        if Path(spec).is_file():
+            model, _ = model_from_checkpoint(spec, map_location=device)
+        else:
+            model = create_model(spec)
+            if any(True for _ in model.parameters()):
+                raise DepthKDError(f"'{spec}' is neither a checkpoint file nor a model that "
+                                   f"works without trained weights (like sgbm_teacher)")
+        return cls(model, device)
+
+    @property
+    def resizes(self) -> bool:
+        return self.cfg.size_multiple > 1
+
+    @torch.no_grad()
+    def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Depth (and sigma) at the batch's own resolution, metres."""
+        left, K = batch["left"].to(self.device), batch["K"].to(self.device).clone()
+        right = batch.get("right")
+        right = right.to(self.device) if right is not None else None
+        H, W = left.shape[-2:]
+        h, w = (self.cfg.input_height, self.cfg.input_width) if self.resizes else (H, W)
+        if (h, w) != (H, W):
+            resize = lambda x: F.interpolate(x, size=(h, w), mode="bilinear",  # noqa: E731
+                                             align_corners=False, antialias=True)
+            left = resize(left)
+            right = resize(right) if right is not None else None
+            K[:, 0] *= w / W
+            K[:, 1] *= h / H
+        baseline = batch["baseline"].to(self.device) if "baseline" in batch else None
+        out = self.model(left, right if self.cfg.stereo_input else None, K=K, baseline=baseline)
+        result = {}
+        for key in ("depth", "sigma"):
+            if key in out:
+                v = out[key].float()
+                if v.shape[-2:] != (H, W):
+                    v = F.interpolate(v, size=(H, W), mode="bilinear", align_corners=False)
+                result[key] = v.cpu()
+        return result
+
+
+def _image_row(i: int, m: dict, agree: dict | None, unc: dict | None) -> dict:
+    row = {"image": i, **m}
+    row.update({f"agree_{k}": v for k, v in (agree or {}).items()})
+    row.update(unc or {})
+    return row
+
+
+def _grid(batch: dict, b: int, depth: torch.Tensor, sigma, max_depth: float) -> np.ndarray:
+    gt = batch["depth_gt"][b, 0].numpy()
+    pred = depth[b, 0].numpy()
+    err = np.where(gt > 0, np.abs(pred - gt), np.nan)
+    panels = [to_rgb_u8(batch["left"][b]), colorize_depth(pred, max_depth),
+              colorize_depth(gt, max_depth), colorize(err, 0.0, max(np.nanpercentile(err, 95)
+                                                                    if np.isfinite(err).any()
+                                                                    else 1.0, 1e-3))]
+    if sigma is not None:
+        s = sigma[b, 0].numpy()
+        panels.append(colorize(s, 0.0, float(np.percentile(s, 99)) + 1e-6))
+    return np.concatenate(panels, axis=0)
+
+
+def evaluate(predictor: Predictor, dataset, cfg: EvalCfg, teacher: Predictor | None = None,
+             write: bool = True, progress: bool = True) -> dict:
+    """Score ``predictor`` on ``dataset`` (items in the batch schema with ``depth_gt``).
+
+    Returns {"summary": mean metrics, "rows": per-image metrics}; writes the CSV, JSON and
+    grids into ``cfg.out_dir`` when ``write``.
+    """
+    median = cfg.median_scaling == "on" or (cfg.median_scaling == "auto" and
+                                            predictor.cfg.output_kind == "relative_depth")
+    crop = None if cfg.crop == "none" else cfg.crop
+    kw = dict(min_depth=cfg.min_depth, max_depth=cfg.max_depth, crop=crop)
+    out_dir = Path(cfg.out_dir)
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size)
+    rows, i = [], 0
+    total = min(len(dataset), cfg.max_images) if cfg.max_images else len(dataset)
+    for batch in tqdm(loader, total=-(-total // cfg.batch_size), desc="evaluate",
+                      disable=not progress):
+        if "depth_gt" not in batch:
+            raise DepthKDError("evaluation needs ground truth (depth_gt) in the data source")
+        out = predictor(batch)
+        t_depth = teacher(batch)["depth"] if teacher is not None else None
+        for b in range(batch["left"].shape[0]):
+            if i >= total:
+                break
+            gt, pred = batch["depth_gt"][b, 0], out["depth"][b, 0]
+            has_gt = (gt > cfg.min_depth) & (gt < cfg.max_depth)
+            predicted = pred > 0  # classical matchers leave holes (0): scored as coverage
+            try:
+                m = depth_metrics(pred, torch.where(predicted, gt, torch.zeros_like(gt)),
+                                  median_scaling=median, **kw)
+            except ValueError:  # no valid ground truth in this image
+                i += 1
+                continue
+            m["coverage"] = float((has_gt & predicted).sum() / has_gt.sum().clamp_min(1))
+            agree = depth_metrics(pred, t_depth[b, 0], median_scaling=median, **kw) \
+                if t_depth is not None else None
+            unc = uncertainty_metrics(pred, out["sigma"][b, 0], gt, **kw) \
+                if "sigma" in out else None
+            rows.append(_image_row(i, m, agree, unc))
+            if write and cfg.grid_every and i % cfg.grid_every == 0:
+                grid = _grid(batch, b, out["depth"], out.get("sigma"), cfg.max_depth)
+                cv2.imwrite(str(out_dir / f"grid_{i:05d}.png"), grid[..., ::-1])
+            i += 1
+        if i >= total:
+            break
+    if not rows:
+        raise DepthKDError("no image of the evaluation set had valid ground truth")
+    summary = average_metrics([{k: v for k, v in r.items() if k != "image"} for r in rows])
+    summary.update(images=len(rows), median_scaling=median, crop=cfg.crop)
+    if write:
+        _write_outputs(out_dir, rows, summary)
+    return {"summary": summary, "rows": rows}
+
+
+def _write_outputs(out_dir: Path, rows: list[dict], summary: dict) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(out_dir / "per_image.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def load_eval_config(path: str | None, overrides, checkpoint: str | None = None,
+                     model: str | None = None, teacher: str | None = None) -> EvaluateConfig:
+    data = read_yaml(path) if path else {}
+    data = {k: v for k, v in data.items() if k in ("eval", "data")}  # a training config works
+    data = deep_merge(data, parse_overrides(overrides))
+    ev = data.setdefault("eval", {})
+    for key, value in (("checkpoint", checkpoint), ("model", model), ("teacher", teacher)):
+        if value:
+            ev[key] = value
+    data.setdefault("data", {}).setdefault("augment", {})["enabled"] = False
+    return build_dataclass(EvaluateConfig, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m depth_kd_core.evaluate",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--checkpoint", help="checkpoint to evaluate")
+    parser.add_argument("--model", help="or: a registered model without weights (sgbm_teacher)")
+    parser.add_argument("--teacher", help="checkpoint or model to measure agreement against")
+    parser.add_argument("--config", help="YAML with 'eval' and/or 'data' sections (a training "
+                                         "config works: its data section is used)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="e.g. eval.crop=garg data.source=kitti data.kitti.root=...")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_eval_config(args.config, args.overrides, args.checkpoint, args.model,
+                               args.teacher)
+        result = run(cfg)
+    except DepthKDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    s = result["summary"]
+    keys = [k for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "silog", "coverage",
+                        "agree_abs_rel", "spearman_sigma_abs_err", "ause_abs_err") if k in s]
+    print("\n".join(f"{k:>24} {s[k]:10.4f}" for k in keys))
+    print(f"{s['images']} images; results in {cfg.eval.out_dir}")
+    return 0
+
+
+def run(cfg: EvaluateConfig) -> dict:
+    """Load the model(s) and data named by ``cfg`` and evaluate."""
+    ev = cfg.eval
+    spec = ev.checkpoint or ev.model
+    if not spec:
+        raise DepthKDError("name what to evaluate: --checkpoint PATH or --model NAME")
+    device = pick_device(ev.device)
+    predictor = Predictor.load(spec, device)
+    teacher = Predictor.load(ev.teacher, device) if ev.teacher else None
+    needs = {"depth_gt"}
+    if predictor.cfg.stereo_input or (teacher is not None and teacher.cfg.stereo_input):
+        needs |= {"right", "baseline"}
+    data = cfg.data
+    if data.source == "synthetic" and predictor.resizes:  # render at the network's size
+        data = _with_size(data, predictor.cfg.input_height, predictor.cfg.input_width)
+    train, val = build_datasets(data, needs)
+    Path(ev.out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(ev.out_dir) / "config.yaml", dump_yaml(cfg))
+    return evaluate(predictor, val if ev.split == "val" else train, ev, teacher)
+
+
+def _with_size(data: DataCfg, height: int, width: int) -> DataCfg:
+    import dataclasses
+
+    return dataclasses.replace(data, height=height, width=width)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
