@@ -163,6 +163,19 @@ def test_triton_partial_requires_grad():
     assert_close_all(ref, tri, atol=1e-4, rtol=1e-4, names=("guidance", "alpha"))
 
 
+@pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])
+def test_l1_ties_in_the_guidance(impl, no_tf32):
+    """Integer guidance makes |g(p) - g(p+o)| = 0 at many taps: d|x|/dx there must be 0, as in
+    torch (an implementation using sign(0) = +-1 fails here, not on continuous guidance)."""
+    dtype = torch.float32 if impl == "triton" else torch.float64
+    device = TRITON_DEVICE if impl == "triton" else "cpu"
+    tensors = make_inputs(2, 3, 2, 2, 7, 8, dtype=dtype, device=device)
+    tensors[1] = torch.round(2 * tensors[1].detach()).requires_grad_()
+    ref = run(tensors, "reference", 1, "l1")
+    other = run(tensors, impl, 1, "l1", grad_out=ref[2], chunk_rows=3)
+    assert_close_all(ref, other, atol=1e-4, rtol=1e-4)
+
+
 def test_chunked_never_unfolds_the_whole_map(monkeypatch):
     """Every F.unfold the chunked path makes (forward and backward) is one band, not the map."""
     b, c, h, w, rows = 2, 4, 12, 9, 2
