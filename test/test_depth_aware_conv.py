@@ -153,14 +153,17 @@ def test_triton_matches_reference(case, no_tf32):
     assert_close_all(ref, tri, atol=1e-4, rtol=1e-4)
 
 
-@needs_triton
-def test_triton_partial_requires_grad():
-    """Frozen input/weight/bias: the kernels skip those gradients and the rest still match."""
-    x, g, w, b, a = make_inputs(2, 3, 3, 2, 7, 8, dtype=torch.float32, device=TRITON_DEVICE)
-    tensors = [x.detach(), g, w.detach(), b.detach(), a]
+@pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("trainable", [("guidance", "alpha"), ("weight",), ("input", "bias")])
+def test_partial_requires_grad(impl, trainable, no_tf32):
+    """Frozen arguments: the skipped gradients stay skipped and the others still match."""
+    dtype = torch.float32 if impl == "triton" else torch.float64
+    device = TRITON_DEVICE if impl == "triton" else "cpu"
+    tensors = make_inputs(2, 3, 3, 2, 7, 8, dtype=dtype, device=device)
+    tensors = [t if name in trainable else t.detach() for name, t in zip(ARGS, tensors)]
     ref = run(tensors, "reference", 2, "gaussian")
-    tri = run(tensors, "triton", 2, "gaussian", grad_out=ref[2])
-    assert_close_all(ref, tri, atol=1e-4, rtol=1e-4, names=("guidance", "alpha"))
+    other = run(tensors, impl, 2, "gaussian", grad_out=ref[2], chunk_rows=3)
+    assert_close_all(ref, other, atol=1e-4, rtol=1e-4, names=trainable)
 
 
 @pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])

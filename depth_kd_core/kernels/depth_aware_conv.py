@@ -102,36 +102,38 @@ def depth_aware_conv2d_reference(input: torch.Tensor, guidance: torch.Tensor,
     return _combine(x_cols, k, weight, bias)
 
 
-def _band_cols(t: torch.Tensor, r0: int, r1: int, d: int, h: int, lo: int = 0) -> torch.Tensor:
-    """Unfold of image rows [r0, r1) at dilation d, reading only rows [r0-d, r1+d).
+def _slab_cols(slab: torch.Tensor, d: int) -> torch.Tensor:
+    """Unfold of the middle rows of a slab.
 
     Args:
-        t: (B, C, n, W) rows [lo, lo + n) of an image of height h; they must include the
-            in-image part of [r0 - d, r1 + d).
-        r0, r1: output band, image rows.
+        slab: (B, C, R + 2d, W) image rows [r0 - d, r1 + d), zero rows outside the image.
         d: dilation, pixels.
-        h: image height, pixels.
-        lo: image row of ``t``'s first row.
 
     Returns:
-        (B, C, 9, r1 - r0, W), zeros where p + o is outside the image.
+        (B, C, 9, R, W) values at p + o for the R output rows [r0, r1); unfold's own width
+        padding supplies the zeros left and right of the image.
     """
-    top, bottom = max(0, r0 - d), min(h, r1 + d)
-    slab = F.pad(t[:, :, top - lo:bottom - lo], (d, d, top - (r0 - d), (r1 + d) - bottom))
-    cols = F.unfold(slab, kernel_size=3, dilation=d)
-    return cols.view(t.shape[0], t.shape[1], TAPS, r1 - r0, t.shape[3])
+    b, c, n, w = slab.shape
+    cols = F.unfold(slab, kernel_size=3, dilation=d, padding=(0, d))
+    return cols.view(b, c, TAPS, n - 2 * d, w)
 
 
-def _band_forward(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor,
-                  bias: torch.Tensor | None, alpha: torch.Tensor, d: int, kernel: str,
-                  r0: int, r1: int, h: int, lo: int = 0) -> torch.Tensor:
-    """Output rows [r0, r1): the reference arithmetic restricted to one band.
+def _slab_forward(x_slab: torch.Tensor, g_slab: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None, alpha: torch.Tensor, d: int,
+                  kernel: str) -> torch.Tensor:
+    """The reference arithmetic for one band of output rows, from its input slabs.
 
-    ``x`` and ``g`` hold image rows [lo, lo + n) of an image of height h (see _band_cols).
+    Args:
+        x_slab: (B, C, R + 2d, W) input rows [r0 - d, r1 + d) (see _slab_cols).
+        g_slab: (B, G, R + 2d, W) guidance rows, same range.
+
+    Returns:
+        (B, C', R, W) output rows [r0, r1).
     """
-    g_centre = g[:, :, r0 - lo:r1 - lo].unsqueeze(2)
-    k = kernel_weights(g_centre, _band_cols(g, r0, r1, d, h, lo), alpha, kernel)
-    return _combine(_band_cols(x, r0, r1, d, h, lo), k, weight, bias)
+    rows = x_slab.shape[2] - 2 * d
+    g_centre = g_slab[:, :, d:d + rows].unsqueeze(2)
+    k = kernel_weights(g_centre, _slab_cols(g_slab, d), alpha, kernel)
+    return _combine(_slab_cols(x_slab, d), k, weight, bias)
 
 
 def band_rows(input: torch.Tensor, chunk_rows: int | None) -> int:
@@ -145,22 +147,29 @@ def band_rows(input: torch.Tensor, chunk_rows: int | None) -> int:
     return max(1, DEFAULT_CHUNK_BYTES // max(1, row_bytes))
 
 
-class _ChunkedDepthAwareConv(torch.autograd.Function):
-    """Band-by-band forward; backward recomputes each band (activation checkpointing per band).
+def _bands(h: int, rows: int):
+    """(r0, r1) of each band of at most ``rows`` output rows."""
+    return [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
 
-    Only the inputs are saved, so forward and backward each hold one band's unfold
-    (9*C*rows*W values) plus its autograd intermediates at a time, never the full 9*C*H*W.
+
+class _ChunkedDepthAwareConv(torch.autograd.Function):
+    """Band-by-band forward; backward recomputes each band's unfold (checkpointing per band).
+
+    Input and guidance are zero-padded by d rows top and bottom once (C*(H + 2d)*W values, not
+    9*C*H*W), so every band reads a view. Only the inputs are saved: forward and backward each
+    hold one band's unfold (9*C*rows*W values) and its autograd intermediates at a time.
     """
 
     @staticmethod
     def forward(ctx, x, g, weight, bias, alpha, d, kernel, rows):
         ctx.save_for_backward(x, g, weight, alpha)
         ctx.conf = (bias is not None, d, kernel, rows)
-        h = x.shape[2]
-        out = x.new_empty(x.shape[0], weight.shape[0], h, x.shape[3])
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            out[:, :, r0:r1] = _band_forward(x, g, weight, bias, alpha, d, kernel, r0, r1, h)
+        xp, gp = F.pad(x, (0, 0, d, d)), F.pad(g, (0, 0, d, d))
+        out = x.new_empty(x.shape[0], weight.shape[0], x.shape[2], x.shape[3])
+        for r0, r1 in _bands(x.shape[2], rows):
+            band = slice(r0, r1 + 2 * d)  # padded rows = image rows [r0 - d, r1 + d)
+            out[:, :, r0:r1] = _slab_forward(xp[:, :, band], gp[:, :, band], weight, bias,
+                                             alpha, d, kernel)
         return out
 
     @staticmethod
@@ -169,42 +178,76 @@ class _ChunkedDepthAwareConv(torch.autograd.Function):
         x, g, weight, alpha = ctx.saved_tensors
         has_bias, d, kernel, rows = ctx.conf
         need = ctx.needs_input_grad
-        grads = [torch.zeros_like(t) if need[i] else None
-                 for i, t in enumerate((x, g, weight))] + [None, None]
-        grads[4] = torch.zeros_like(alpha) if need[4] else None
-        h = x.shape[2]
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            lo, hi = max(0, r0 - d), min(h, r1 + d)
-            _accumulate_band_grads(grads, need, x, g, weight, alpha, d, kernel, r0, r1, lo, hi,
-                                   grad_out[:, :, r0:r1])
-        if has_bias and need[3]:
-            grads[3] = grad_out.sum((0, 2, 3))
-        return (*grads, None, None, None)
+        sources = {0: x, 1: g, 2: weight, 4: alpha}
+        grads = {i: torch.zeros_like(t) for i, t in sources.items() if need[i]}
+        if grads:
+            xp, gp = F.pad(x, (0, 0, d, d)), F.pad(g, (0, 0, d, d))
+            for r0, r1 in _bands(x.shape[2], rows):
+                _accumulate_band_grads(grads, xp, gp, weight, alpha, d, kernel, r0, r1,
+                                       grad_out[:, :, r0:r1])
+        bias_grad = grad_out.sum((0, 2, 3)) if has_bias and need[3] else None
+        return (grads.get(0), grads.get(1), grads.get(2), bias_grad, grads.get(4),
+                None, None, None)
 
 
-def _accumulate_band_grads(grads, need, x, g, weight, alpha, d, kernel, r0, r1, lo, hi,
+def _accumulate_band_grads(grads: dict, xp, gp, weight, alpha, d, kernel, r0, r1,
                            grad_band) -> None:
-    """Recompute band [r0, r1) from the input rows [lo, hi) it reads; add its gradients."""
-    with torch.enable_grad():
-        # The band reads only rows [lo, hi): make those slices the leaves so each gradient
-        # is band-sized, then add it into the full-size accumulators.
-        leaves = [x[:, :, lo:hi].detach(), g[:, :, lo:hi].detach(), weight.detach(),
-                  alpha.detach()]
-        for leaf, flag in zip(leaves, (need[0], need[1], need[2], need[4])):
-            leaf.requires_grad_(flag)
-        xs, gs, ws, al = leaves
-        out = _band_forward(xs, gs, ws, None, al, d, kernel, r0, r1, x.shape[2], lo)
-        wanted = [(i, leaf) for i, leaf in zip((0, 1, 2, 4), leaves) if leaf.requires_grad]
-        if not wanted:
-            return
-        band_grads = torch.autograd.grad(out, [leaf for _, leaf in wanted], grad_band)
-    for (i, _), gr in zip(wanted, band_grads):
-        if i < 2:
-            grads[i][:, :, lo:hi] += gr
-        else:
-            grads[i] += gr
+    """Add band [r0, r1)'s gradients into ``grads``, recomputing its unfold.
 
+    The hand-written chain rule of eq. 2 (cheaper than re-running the forward under autograd:
+    the band's output matmul is never recomputed). With colsK = unfold(f) * K:
+        dW = gy colsK^T,   dcolsK = W^T gy,   df = fold(dcolsK * K),
+        dL/dK(p, o) = sum_i dcolsK_i(p, o) f_i(p + o), chained to g and alpha by autograd
+        through the small (B, 9, R, W) kernel-weight computation.
+
+    Args:
+        grads: full-size accumulators keyed by argument index (0 input, 1 guidance,
+            2 weight, 4 alpha); only the keys present are computed.
+        xp, gp: input and guidance zero-padded by d rows top and bottom.
+        grad_band: (B, C', R, W) dL/d output rows [r0, r1).
+    """
+    band = slice(r0, r1 + 2 * d)
+    x_slab = xp[:, :, band]
+    b, c, n, w = x_slab.shape
+    co, rows = weight.shape[0], n - 2 * d
+    cols = _slab_cols(x_slab, d)  # (B, C, 9, R, W)
+    with torch.enable_grad():
+        g_slab = gp[:, :, band].detach().requires_grad_(1 in grads)
+        a_leaf = alpha.detach().requires_grad_(4 in grads)
+        k = kernel_weights(g_slab[:, :, d:d + rows].unsqueeze(2), _slab_cols(g_slab, d), a_leaf,
+                           kernel)
+    k_taps = k.detach().unsqueeze(1)  # (B, 1, 9, R, W)
+    gy = grad_band.reshape(b, co, rows * w)
+    if 2 in grads:
+        cols_k = (cols * k_taps).reshape(b, c * TAPS, rows * w)
+        grads[2] += torch.matmul(gy, cols_k.transpose(1, 2)).sum(0).view_as(weight)
+        del cols_k
+    k_keys = [i for i in (1, 4) if i in grads]
+    if not k_keys and 0 not in grads:
+        return
+    grad_cols = torch.matmul(weight.reshape(co, c * TAPS).t(), gy).view(b, c, TAPS, rows, w)
+    if k_keys:
+        dl_dk = (grad_cols * cols).sum(1)  # (B, 9, R, W)
+        with torch.enable_grad():
+            leaves = {1: g_slab, 4: a_leaf}
+            k_grads = torch.autograd.grad(k, [leaves[i] for i in k_keys], dl_dk)
+        for i, grad in zip(k_keys, k_grads):
+            _add_band(grads, i, grad, r0, r1, d)
+    if 0 in grads:
+        grad_cols.mul_(k_taps)
+        grad_slab = F.fold(grad_cols.view(b, c * TAPS, rows * w), (n, w), kernel_size=3,
+                           dilation=d, padding=(0, d))
+        _add_band(grads, 0, grad_slab, r0, r1, d)
+
+
+def _add_band(grads: dict, i: int, grad: torch.Tensor, r0: int, r1: int, d: int) -> None:
+    """Add a slab gradient (rows [r0 - d, r1 + d)) or a parameter gradient into grads[i]."""
+    if i >= 2:
+        grads[i] += grad
+        return
+    h = grads[i].shape[2]
+    lo, hi = max(0, r0 - d), min(h, r1 + d)  # the slab's rows that lie inside the image
+    grads[i][:, :, lo:hi] += grad[:, :, lo - (r0 - d):hi - (r0 - d)]
 
 
 def _check_args(input, guidance, weight, bias, alpha, dilation, kernel) -> None:
