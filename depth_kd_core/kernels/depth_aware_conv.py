@@ -157,7 +157,7 @@ class _ChunkedDepthAwareConv(torch.autograd.Function):
 
     Input and guidance are zero-padded by d rows top and bottom once (C*(H + 2d)*W values, not
     9*C*H*W), so every band reads a view. Only the inputs are saved: forward and backward each
-    hold one band's unfold (9*C*rows*W values) and its autograd intermediates at a time.
+    hold one band's unfold (9*C*rows*W values) and a few band-sized temporaries at a time.
     """
 
     @staticmethod
@@ -196,7 +196,7 @@ def _accumulate_band_grads(grads: dict, xp, gp, weight, alpha, d, kernel, r0, r1
 
     The hand-written chain rule of eq. 2 (cheaper than re-running the forward under autograd:
     the band's output matmul is never recomputed). With colsK = unfold(f) * K:
-        dW = gy colsK^T,   dcolsK = W^T gy,   df = fold(dcolsK * K),
+        dW = gy colsK^T,   dcolsK = W^T gy,   df = unfold^T(dcolsK * K),
         dL/dK(p, o) = sum_i dcolsK_i(p, o) f_i(p + o), chained to g and alpha by autograd
         through the small (B, 9, R, W) kernel-weight computation.
 
@@ -234,15 +234,36 @@ def _accumulate_band_grads(grads: dict, xp, gp, weight, alpha, d, kernel, r0, r1
         for i, grad in zip(k_keys, k_grads):
             _add_band(grads, i, grad, r0, r1, d)
     if 0 in grads:
-        grad_cols.mul_(k_taps)
-        grad_slab = F.fold(grad_cols.view(b, c * TAPS, rows * w), (n, w), kernel_size=3,
-                           dilation=d, padding=(0, d))
-        _add_band(grads, 0, grad_slab, r0, r1, d)
+        _add_taps(grads[0], grad_cols.mul_(k_taps), r0, d)
+
+
+def _add_taps(acc: torch.Tensor, grad_cols: torch.Tensor, r0: int, d: int) -> None:
+    """Scatter per-tap gradients back to the pixels p + o they were read from (unfold^T).
+
+    Nine strided in-place adds instead of F.fold, which would allocate a zeroed slab of
+    R + 2d rows per band (mostly padding when R is small and d large). Taps outside the
+    image are dropped, as their inputs were zeros.
+
+    Args:
+        acc: (B, C, H, W) accumulator of dL/df.
+        grad_cols: (B, C, 9, R, W) dL/d f(p + o) for output rows [r0, r0 + R).
+        r0: first output row of the band.
+        d: dilation, pixels.
+    """
+    h, w = acc.shape[2], acc.shape[3]
+    rows = grad_cols.shape[3]
+    for k in range(TAPS):
+        dy, dx = (k // 3 - 1) * d, (k % 3 - 1) * d
+        y0, y1 = max(r0, -dy), min(r0 + rows, h - dy)  # output rows whose tap is inside
+        x0, x1 = max(0, -dx), min(w, w - dx)
+        if y0 < y1 and x0 < x1:
+            acc[:, :, y0 + dy:y1 + dy, x0 + dx:x1 + dx] += grad_cols[:, :, k, y0 - r0:y1 - r0,
+                                                                     x0:x1]
 
 
 def _add_band(grads: dict, i: int, grad: torch.Tensor, r0: int, r1: int, d: int) -> None:
-    """Add a slab gradient (rows [r0 - d, r1 + d)) or a parameter gradient into grads[i]."""
-    if i >= 2:
+    """Add a guidance-slab gradient (rows [r0 - d, r1 + d)) or alpha's gradient to grads[i]."""
+    if i == 4:
         grads[i] += grad
         return
     h = grads[i].shape[2]
@@ -273,19 +294,19 @@ def _check_args(input, guidance, weight, bias, alpha, dilation, kernel) -> None:
     check_same_device(input=input, guidance=guidance, weight=weight, alpha=alpha)
 
 
-def resolve_impl(input: torch.Tensor, impl: str, chunk_rows: int | None = None) -> str:
+def resolve_impl(input: torch.Tensor, impl: str) -> str:
     """The implementation ``impl="auto"`` stands for (others are returned unchanged).
 
-    CUDA tensors of a Triton dtype use Triton. Otherwise the reference is used while one band
-    of the chunked path would cover the whole map anyway (same arithmetic, no recompute in
-    backward), and the chunked path beyond that, to bound memory.
+    CUDA tensors of a Triton dtype use Triton; everything else the chunked path. On the CPU
+    the chunked path never needed more memory than the reference for forward + backward and
+    was not slower (benchmarks/RESULTS.md), even when one band covers the whole map, so there
+    is no size threshold. The reference remains available explicitly (it also supports double
+    backward, which the chunked and Triton paths do not).
     """
     check_impl(impl)
     if impl != "auto":
         return impl
-    if triton_usable(input):
-        return "triton"
-    return "reference" if band_rows(input, chunk_rows) >= input.shape[2] else "chunked"
+    return "triton" if triton_usable(input) else "chunked"
 
 
 def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torch.Tensor,
@@ -313,7 +334,7 @@ def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torc
     if not torch.is_tensor(alpha):
         alpha = torch.tensor(float(alpha), device=input.device)
     _check_args(input, guidance, weight, bias, alpha, dilation, kernel)
-    impl = resolve_impl(input, impl, chunk_rows)
+    impl = resolve_impl(input, impl)
     # One compute dtype, as F.conv2d under autocast: parameters follow the activations.
     dtype = input.dtype
     guidance, weight = guidance.to(dtype), weight.to(dtype)
