@@ -202,14 +202,15 @@ def test_chunked_never_unfolds_the_whole_map(monkeypatch):
     assert_close_all(ref, chunked, atol=1e-10, rtol=1e-10)
 
 
-def test_auto_on_cpu_is_chunked_with_bands_from_the_byte_budget(monkeypatch):
+def test_auto_on_cpu_picks_reference_then_chunked(monkeypatch):
     x, g, w, b, a = make_inputs(2, 3, 2, 1, 8, 8)
-    assert dac.resolve_impl(x, "auto") == "chunked"
-    assert dac.resolve_impl(x, "reference") == "reference"  # an explicit choice wins
+    assert dac.resolve_impl(x, "auto") == "reference"  # one band would cover the map
+    assert dac.resolve_impl(x, "auto", chunk_rows=4) == "chunked"
     row_bytes = 2 * 3 * 9 * 8 * x.element_size()
     monkeypatch.setattr(dac, "DEFAULT_CHUNK_BYTES", 3 * row_bytes)
     assert dac.band_rows(x, None) == 3
-    assert dac.band_rows(x, 5) == 5
+    assert dac.resolve_impl(x, "auto") == "chunked"
+    assert dac.resolve_impl(x, "reference") == "reference"  # an explicit choice wins
     out = depth_aware_conv2d(x, g, w, b, alpha=a, impl="auto")
     torch.testing.assert_close(out, depth_aware_conv2d(x, g, w, b, alpha=a, impl="reference"))
     with pytest.raises(ValueError, match="chunk_rows"):

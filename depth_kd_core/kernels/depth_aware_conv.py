@@ -32,9 +32,10 @@ from depth_kd_core.kernels._dispatch import (
 
 KERNELS: tuple[str, ...] = ("gaussian", "l1")
 TAPS = 9  # 3x3 kernel (DACNN eq. 2)
-# Bytes one band of the chunked path may unfold at once; the benchmark (benchmarks/RESULTS.md)
-# shows bands this size run as fast as the full unfold on CPU while bounding memory.
-DEFAULT_CHUNK_BYTES = 32 * 2**20
+# Bytes one band of the chunked path may unfold at once. On the benchmark CPU smaller bands
+# cost time (per-band overhead, recompute), larger ones memory; 64 MiB kept forward + backward
+# within ~1.2x of the reference's time at under half its peak (benchmarks/RESULTS.md).
+DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 def kernel_weights(g_centre: torch.Tensor, g_taps: torch.Tensor, alpha: torch.Tensor,
@@ -294,19 +295,20 @@ def _check_args(input, guidance, weight, bias, alpha, dilation, kernel) -> None:
     check_same_device(input=input, guidance=guidance, weight=weight, alpha=alpha)
 
 
-def resolve_impl(input: torch.Tensor, impl: str) -> str:
+def resolve_impl(input: torch.Tensor, impl: str, chunk_rows: int | None = None) -> str:
     """The implementation ``impl="auto"`` stands for (others are returned unchanged).
 
-    CUDA tensors of a Triton dtype use Triton; everything else the chunked path. On the CPU
-    the chunked path never needed more memory than the reference for forward + backward and
-    was not slower (benchmarks/RESULTS.md), even when one band covers the whole map, so there
-    is no size threshold. The reference remains available explicitly (it also supports double
-    backward, which the chunked and Triton paths do not).
+    CUDA tensors of a Triton dtype use Triton. Otherwise the reference while one band of the
+    chunked path would cover the whole map anyway (its unfold fits DEFAULT_CHUNK_BYTES): it is
+    then faster, having no recompute in backward. Beyond that the chunked path, whose memory
+    stays bounded by the band budget (benchmarks/RESULTS.md).
     """
     check_impl(impl)
     if impl != "auto":
         return impl
-    return "triton" if triton_usable(input) else "chunked"
+    if triton_usable(input):
+        return "triton"
+    return "reference" if band_rows(input, chunk_rows) >= input.shape[2] else "chunked"
 
 
 def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torch.Tensor,
@@ -334,7 +336,7 @@ def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torc
     if not torch.is_tensor(alpha):
         alpha = torch.tensor(float(alpha), device=input.device)
     _check_args(input, guidance, weight, bias, alpha, dilation, kernel)
-    impl = resolve_impl(input, impl)
+    impl = resolve_impl(input, impl, chunk_rows)
     # One compute dtype, as F.conv2d under autocast: parameters follow the activations.
     dtype = input.dtype
     guidance, weight = guidance.to(dtype), weight.to(dtype)
