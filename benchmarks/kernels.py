@@ -10,11 +10,12 @@ Measurement:
     cuda: CUDA events around each call (median of ``--repeat`` after a warm-up); peak memory is
         ``torch.cuda.max_memory_allocated()`` during one call minus the memory allocated before
         it (inputs and parameters excluded, outputs and gradients included).
-    cpu: wall time (minimum of ``--repeat`` after a warm-up: the machine may be shared); peak memory is the maximum of the
-        running total of PyTorch's CPU allocator during one call, read from the memory events
-        of ``torch.profiler`` (profile_memory=True) — exact for tensors, blind to allocator
-        caching and to non-PyTorch memory. tracemalloc cannot see PyTorch's allocations, and
-        the process RSS high-water mark (tried first) was inflated by glibc heap retention.
+    cpu: wall time (minimum of ``--repeat`` after a warm-up: the machine may be shared); peak
+        memory is the maximum of the running total of PyTorch's CPU allocator during one call,
+        read from the memory events of ``torch.profiler`` (profile_memory=True): exact for
+        tensors, blind to allocator caching and to non-PyTorch memory. tracemalloc cannot see
+        PyTorch's allocations, and the process RSS high-water mark (tried first) was inflated
+        by glibc heap retention.
 Triton rows on the CPU are not run: the interpreter checks correctness, its speed means nothing.
 Target on a GPU (issue 4): Triton >= 5x faster than the reference with <= 1/4 of its peak memory.
 """
@@ -64,8 +65,8 @@ def cases(quick: bool, impls: list[str]) -> list[Case]:
     h8, w8 = FULL_RES[0] // 8, FULL_RES[1] // 8
     h4, w4 = FULL_RES[0] // 4, FULL_RES[1] // 4
     if quick:
-        dac_sizes = [(2, 32, h8, w8), (2, 64, h8, w8), (2, 64, h4, w4)]
-        corr_sizes = [(2, 64, h8, w8)]
+        dac_sizes = [(4, 32, h8, w8), (4, 64, h8, w8), (2, 64, h4, w4)]
+        corr_sizes = [(4, 64, h8, w8)]
     else:
         dac_sizes = [(4, c, h, w) for (h, w) in ((h8, w8), (h4, w4)) for c in (64, 256)]
         corr_sizes = [(4, c, h8, w8) for c in (64, 256)]
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="which ops to time")
     parser.add_argument("--impls", nargs="+", default=None,
                         help="implementations to time (default: all that run on the device)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed calls per row (CPU: minimum, CUDA: median)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed calls per row (CPU: minimum, CUDA: median)")
     parser.add_argument("--chunk-mib", type=float, default=None,
                         help="band budget of the chunked path, MiB (default: its own default)")
     args = parser.parse_args(argv)
