@@ -40,8 +40,12 @@ def _block(n: int, cap: int) -> int:
 
 
 def _precision(dtype: torch.dtype) -> str:
-    """tl.dot input precision for float32: TF32 only where PyTorch's matmuls may use it."""
-    return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+    """tl.dot input precision: full float32 unless PyTorch's own matmuls may use TF32.
+
+    "tf32" is also Triton's default, passed for float16/bfloat16 where it has no effect.
+    """
+    use_ieee = dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
+    return "ieee" if use_ieee else "tf32"
 
 
 @triton.jit
