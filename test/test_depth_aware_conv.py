@@ -65,11 +65,12 @@ def assert_close_all(ref, other, atol, rtol, names=ARGS):
 
 @pytest.fixture
 def no_tf32():
-    """Full-precision float32 matmuls in both the reference and the kernels (GPU runs)."""
-    matmul = torch.backends.cuda.matmul
-    old, matmul.allow_tf32 = matmul.allow_tf32, False
+    """Full-precision float32 matmuls and convolutions in references and kernels (GPU runs)."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    old = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = False
     yield
-    matmul.allow_tf32 = old
+    matmul.allow_tf32, cudnn.allow_tf32 = old
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "l1"])

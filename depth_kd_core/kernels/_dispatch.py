@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from types import ModuleType
 from typing import Literal
 
@@ -39,6 +40,16 @@ def triton_usable(*tensors: torch.Tensor) -> bool:
     """Whether ``impl="auto"`` may pick Triton: CUDA tensors of a supported dtype, triton there."""
     return (triton_installed() and all(t.is_cuda for t in tensors)
             and tensors[0].dtype in TRITON_DTYPES)
+
+
+def interpreted() -> bool:
+    """Whether ``triton.jit`` currently builds kernels for Triton's CPU interpreter."""
+    import triton
+
+    knobs = getattr(triton, "knobs", None)  # triton >= 3.4 reads the variable through knobs
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def load_triton_module(name: str, *tensors: torch.Tensor) -> ModuleType:

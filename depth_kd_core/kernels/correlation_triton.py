@@ -15,7 +15,9 @@ import torch
 import triton
 import triton.language as tl
 
-INTERPRETED = bool(triton.knobs.runtime.interpret)
+from depth_kd_core.kernels._dispatch import interpreted
+
+INTERPRETED = interpreted()  # fixed for this module's kernels when they were defined
 BLOCK_X = 64  # pixels of one row per program
 NUM_WARPS = 4
 

@@ -12,13 +12,12 @@ Implementations (all differentiable in input, guidance, weight, bias and alpha):
     reference: one ``F.unfold`` of the whole input (9*C*H*W values held, and kept for backward);
         the specification the others are tested against.
     chunked: the same arithmetic on bands of output rows inside a custom autograd Function that
-        keeps only its inputs and recomputes each band in backward, so at most one band's
-        9*C*rows*W unfold is alive at a time (CPU path for large maps).
+        keeps only its inputs; its hand-written backward recomputes each band's unfold, so at
+        most one band's 9*C*rows*W unfold is alive at a time (CPU path for large maps).
     triton: fused kernels that evaluate K on the fly (``depth_aware_conv_triton``), CUDA path.
 """
 
 from __future__ import annotations
-
 
 import torch
 import torch.nn.functional as F

@@ -27,7 +27,9 @@ import torch
 import triton
 import triton.language as tl
 
-INTERPRETED = bool(triton.knobs.runtime.interpret)
+from depth_kd_core.kernels._dispatch import interpreted
+
+INTERPRETED = interpreted()  # fixed for this module's kernels when they were defined
 KERNEL_IDS = {"gaussian": 0, "l1": 1}
 BLOCK_P = 64  # output pixels per program (flattened H*W)
 NUM_WARPS = 4
