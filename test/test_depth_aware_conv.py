@@ -8,6 +8,7 @@ Triton kernels run on the GPU when there is one, else in Triton's CPU interprete
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 import torch
@@ -222,6 +223,31 @@ def test_chunked_never_unfolds_the_whole_map(monkeypatch):
     assert len(sizes) == 2 * 2 * n_bands  # input + guidance, forward + recompute, per band
     assert max(sizes) == b * c * 9 * rows * w
     assert_close_all(ref, chunked, atol=1e-10, rtol=1e-10)
+
+
+def peak_cpu_bytes(fn, tmp_path) -> int:
+    """Peak of PyTorch's CPU allocations during fn (profiler memory events' running total)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as prof:
+        fn()
+    trace = tmp_path / "trace.json"
+    prof.export_chrome_trace(str(trace))
+    events = json.loads(trace.read_text())["traceEvents"]
+    return max([0] + [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"])
+
+
+def test_chunked_peak_memory_is_bounded_by_the_band(tmp_path):
+    """Forward + backward peak: a few input-sized buffers plus a few bands, never the unfold."""
+    b, c, h, w, rows = 1, 8, 64, 40, 4
+    tensors = make_inputs(b, c, c, 2, h, w, dtype=torch.float32)
+    input_bytes, unfold_bytes = b * c * h * w * 4, 9 * b * c * h * w * 4
+    band_bytes = unfold_bytes * rows // h
+    peaks = {impl: peak_cpu_bytes(lambda impl=impl: run(tensors, impl, 3, "gaussian",
+                                                        chunk_rows=rows), tmp_path)
+             for impl in ("reference", "chunked")}
+    assert peaks["reference"] > unfold_bytes  # the measurement sees the full unfold
+    assert peaks["chunked"] < 6 * input_bytes + 4 * band_bytes, peaks
+    assert peaks["chunked"] < peaks["reference"] / 4, peaks
 
 
 def test_auto_on_cpu_picks_reference_then_chunked(monkeypatch):
