@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+# Triton kernels run in Triton's CPU interpreter where there is no GPU (STYLE rule 9). triton.jit
+# reads TRITON_INTERPRET when a kernel is defined, and depth_kd_core imports its Triton modules
+# lazily, so setting it here (before any test runs) is early enough; on a GPU it stays unset.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/realdata beside the checkout (CI has it; users' clones usually do not).
 REALDATA = Path(os.environ.get("DEPTH_KD_REALDATA", REPO_ROOT.parent / "shared" / "realdata"))
