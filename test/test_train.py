@@ -25,6 +25,9 @@ RECIPE_EXTRAS = {
     "selfsup_mono": ["recipe.pose_encoder=test_resnet"],
     "x_distill": ["recipe.pose_encoder=test_resnet"],
     "sdfa_net": ["recipe.distill_from_step=10"],
+    # Monodepth2 trains stereo with a 0.1 "baseline", i.e. a 0.54 m metric near limit: closer
+    # starts push the first disparities out of the image, where warps have no gradient
+    "stereo_selfsup": ["model.depth_head=inverse", "model.min_depth=0.5"],
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,15 +39,28 @@ def upsample_to(x: torch.Tensor, ref: torch.Tensor | tuple[int, int], mode: str 
 
 
 class DepthHead(nn.Module):
-    """3x3 conv -> sigmoid -> metres in (min_depth, max_depth) (NeWCRFs/ADU DispHead style).
+    """3x3 conv -> sigmoid -> metres in (min_depth, max_depth). Output: (B, 1, H, W) metres.
 
-    Output: (B, 1, H, W) metres.
+    ``mode="linear"``: depth = min + (max - min) s (NeWCRFs/ADU DispHead, for supervised
+    regression). ``mode="inverse"``: 1/depth = 1/max + (1/min - 1/max) s (Monodepth2's
+    disp_to_depth), which starts near the camera and suits photometric self-supervision.
     """
 
-    def __init__(self, in_ch: int, min_depth: float, max_depth: float) -> None:
+    def __init__(self, in_ch: int, min_depth: float, max_depth: float,
+                 mode: str = "linear") -> None:
         super().__init__()
+        if mode not in ("linear", "inverse"):
+            raise ValueError(f"depth head mode must be 'linear' or 'inverse', got {mode!r}")
         self.conv = nn.Conv2d(in_ch, 1, 3, padding=1)
-        self.min_depth, self.max_depth = min_depth, max_depth
+        self.min_depth, self.max_depth, self.mode = min_depth, max_depth, mode
+        if mode == "inverse":  # start at the range's geometric mean, not near min_depth
+            mid = (min_depth * max_depth) ** 0.5
+            s = (1 / mid - 1 / max_depth) / (1 / min_depth - 1 / max_depth)
+            nn.init.constant_(self.conv.bias, math.log(s / (1 - s)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.min_depth + (self.max_depth - self.min_depth) * torch.sigmoid(self.conv(x))
+        s = torch.sigmoid(self.conv(x))
+        if self.mode == "inverse":
+            lo, hi = 1.0 / self.max_depth, 1.0 / self.min_depth
+            return 1.0 / (lo + (hi - lo) * s)
+        return self.min_depth + (self.max_depth - self.min_depth) * s

@@ -3,7 +3,16 @@
 Importing this package registers every built-in model (each module registers itself).
 """
 
-from depth_kd_core.models import adu, monodepth, precomputed, sdfa, segmentation, sgbm, tiekd  # noqa: F401
+from depth_kd_core.models import (  # noqa: F401
+    adu,
+    dacnn,
+    monodepth,
+    precomputed,
+    sdfa,
+    segmentation,
+    sgbm,
+    tiekd,
+)
 from depth_kd_core.models.base import DepthModel, ModelCfg
 from depth_kd_core.models.registry import create_model, list_models, model_cfg, register_model
 

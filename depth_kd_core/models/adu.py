@@ -42,6 +42,7 @@ class AduCfg(ModelCfg):
         decoder_channels: width per level, finest first.
         heads, window: attention heads and window size of the CRF decoder.
         uncertainty: build the UEM branch (students); teachers train without it.
+        depth_head: sigmoid -> depth mapping, "linear" (supervised) or "inverse" (photometric).
         s_min, s_max: range of s = log sigma^2 (METHODS §0).
         sigma_mode: how sigma in metres is read from s (see layers.uncertainty).
     """
@@ -52,6 +53,7 @@ class AduCfg(ModelCfg):
     heads: int = 4
     window: int = 7
     uncertainty: bool = True
+    depth_head: Literal["linear", "inverse"] = "linear"  # "inverse" for self-supervision
     s_min: float = UEM_S_MIN
     s_max: float = UEM_S_MAX
     sigma_mode: Literal["laplace", "gaussian"] = "laplace"
@@ -75,7 +77,7 @@ class AduDepthNet(DepthModel):
         else:
             self.decoder = UNetDecoder(info, cfg.decoder_channels, act="relu")
         finest = self.decoder.out_info[0]["channels"]
-        self.depth_head = DepthHead(finest, cfg.min_depth, cfg.max_depth)
+        self.depth_head = DepthHead(finest, cfg.min_depth, cfg.max_depth, cfg.depth_head)
         self.uem = UncertaintyHead(finest, cfg.s_min, cfg.s_max) if cfg.uncertainty else None
 
     def forward(self, left: torch.Tensor, right: torch.Tensor | None = None, **context

@@ -46,6 +46,7 @@ class DacnnCfg(ModelCfg):
         kernel: depth-aware weighting, "gaussian" exp(-a||dg||^2) or "l1" exp(-a||dg||_1).
         impl: depth-aware conv / correlation implementation ("auto": Triton on CUDA).
         max_disp, symmetric_corr: correlation range (25 channels, or 49 when symmetric).
+        depth_head: sigmoid -> depth mapping, "linear" (supervised) or "inverse" (photometric).
     """
 
     encoder: str = "resnest50d"
@@ -56,6 +57,7 @@ class DacnnCfg(ModelCfg):
     dilations: tuple[int, ...] = DACNN_DILATIONS
     kernel: Literal["gaussian", "l1"] = "gaussian"
     impl: KernelImpl = "auto"
+    depth_head: Literal["linear", "inverse"] = "linear"  # "inverse" for self-supervision
     max_disp: int = DACNN_MAX_DISP
     symmetric_corr: bool = False
     input_height: int = 256  # DACNN trains on 256 x 512 crops
@@ -99,7 +101,7 @@ class DepthAwareDecoder(nn.Module):
         self.up2 = conv_relu(c4, c2)
         self.block2 = block(c2 + skip_channels[0], c2)
         self.up1 = conv_relu(c2, c2)
-        self.head = DepthHead(c2, cfg.min_depth, cfg.max_depth)
+        self.head = DepthHead(c2, cfg.min_depth, cfg.max_depth, cfg.depth_head)
 
     def forward(self, o: torch.Tensor, guidance: list[torch.Tensor], skip2: torch.Tensor,
                 skip4: torch.Tensor) -> torch.Tensor:

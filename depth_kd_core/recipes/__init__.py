@@ -5,6 +5,7 @@ Importing this package registers every built-in recipe.
 
 from depth_kd_core.recipes import (  # noqa: F401
     adu_depth,
+    dacnn,
     sdfa_net,
     selfsup_mono,
     selfsup_stereo,

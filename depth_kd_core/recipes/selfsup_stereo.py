@@ -24,11 +24,14 @@ from depth_kd_core.recipes.selfsup import stereo_warp_loss, synthesized_right
 
 @dataclass
 class SelfsupStereoCfg(RecipeCfg):
-    """Attributes: automask (Monodepth2 auto-masking); perceptual: VGG19 weights for SDFA's
-    perceptual term ("imagenet" downloads them; "none" drops the term); smooth_weight for the
-    volume path (SDFA: 0.0008)."""
+    """Attributes: automask: Monodepth2's auto-masking, off by default here: it exists for video
+    (static frames, objects moving with the camera); for a rectified pair the unwarped right
+    image is never the right explanation and, early on, would mask out every pixel.
+    perceptual: VGG19 weights for SDFA's perceptual term ("imagenet" downloads them, "random"
+    is for offline tests, "none" drops the term); smooth_weight for the volume path (SDFA:
+    0.0008)."""
 
-    automask: bool = True
+    automask: bool = False
     perceptual: str = "none"
     perceptual_weight: float = SDFA_PERCEPTUAL_WEIGHT
     smooth_weight: float = SDFA_W_SMOOTH_RAW
