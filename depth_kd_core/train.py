@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
-from depth_kd_core.data.datasets import build_datasets
+from depth_kd_core.data.datasets import build_datasets, load_size
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics
@@ -88,7 +88,7 @@ class Trainer:
                 self.recipe, device_ids=[self.device.index] if cuda else None,
                 find_unused_parameters=tcfg.find_unused_parameters)
         self.step, self.metrics = 0, {}
-        self.history: list[float] = []  # loss of every step run by this process
+        self.history: list[dict[str, float]] = []  # scalars of every step run by this process
         self.rig: dict[str, float] = {}  # training camera: focal (px at input size), baseline
         best_key, higher = self.recipe.BEST_METRIC
         self.ckpts = CheckpointManager(self.out_dir, tcfg.keep_last, best_key, higher)
@@ -226,7 +226,7 @@ class Trainer:
         self.recipe.current_step = self.step
         scalars = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
                    for k, v in losses.items()}
-        self.history.append(scalars["loss"])
+        self.history.append(scalars)
         return scalars
 
     def _lr(self) -> float:
@@ -295,12 +295,14 @@ class Trainer:
         """The student's config as inference needs it: the recipe's export, with the training
         resolution and the training camera's focal length (and baseline) filled in."""
         cfg = self.recipe.export_model_cfg()
-        changes = {"input_height": self.cfg.data.height, "input_width": self.cfg.data.width}
+        height, width = load_size(self.cfg.data)  # crop-trained: whole images at resize size
+        changes = {"input_height": height, "input_width": width}
         if not self.rig:  # nothing trained in this process (sgbm, resumed at the end)
             batch = next(iter(self.val_loader))
             self.rig = {"focal_px": float(batch["K"][0, 0, 0])}
             if "baseline" in batch:
                 self.rig["baseline_m"] = float(batch["baseline"][0])
+        # a crop keeps the focal length; resizing to (height, width) already scaled K
         changes.update({k: v for k, v in self.rig.items() if hasattr(cfg, k)})
         if any(getattr(cfg, k) != v for k, v in changes.items()):
             cfg = dataclasses.replace(cfg, **changes)

@@ -139,3 +139,25 @@ def test_rosbag_source_holds_out_the_tail_of_the_bag(tmp_path):
                                       "cache_dir": str(tmp_path)}), {"prev", "next"})
     assert "right" not in mono_train[0] and "prev" in mono_train[0]
     assert len(mono_val) == len(mono_train) == 8  # same bag: frames with both neighbours
+
+
+def test_resize_then_crop_keeps_focal_and_shifts_the_principal_point():
+    from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
+    from depth_kd_core.data.datasets import build_datasets, load_size
+    from depth_kd_core.data.synthetic import SyntheticWorld
+
+    cfg = DataCfg(height=32, width=64, resize_height=64, resize_width=192,
+                  synthetic=SyntheticSourceCfg(scenes=2, val_scenes=1, gt="dense", cache=False))
+    cfg.augment.enabled = False
+    train, val = build_datasets(cfg, {"depth_gt"})
+    assert load_size(cfg) == (64, 192)
+    full = SyntheticWorld(1000, 64, 192).sample(0)
+    item = val[0]  # centre crop: rows 16..47, columns 64..127 of the 64 x 192 render
+    assert item["left"].shape == (3, 32, 64)
+    assert item["K"][0, 0].item() == pytest.approx(full["K"][0, 0])  # a crop keeps fx
+    assert item["K"][0, 2].item() == pytest.approx(full["K"][0, 2] - 64)
+    assert item["K"][1, 2].item() == pytest.approx(full["K"][1, 2] - 16)
+    np.testing.assert_allclose(item["depth_gt"][0].numpy(), full["depth"][16:48, 64:128])
+    assert train[0]["left"].shape == (3, 32, 64)  # random crop in training
+    with pytest.raises(DataError, match="smaller than the crop"):
+        build_datasets(DataCfg(height=64, width=64, resize_height=32, resize_width=192), set())

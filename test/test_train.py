@@ -24,7 +24,6 @@ TINY_DATA = ["data.height=64", "data.width=192", "data.synthetic.scenes=4",
 RECIPE_EXTRAS = {
     "selfsup_mono": ["recipe.pose_encoder=test_resnet"],
     "x_distill": ["recipe.pose_encoder=test_resnet"],
-    "sdfa_net": ["recipe.distill_from_step=10"],
     # Monodepth2 trains stereo with a 0.1 "baseline", i.e. a 0.54 m metric near limit: closer
     # starts push the first disparities out of the image, where warps have no gradient
     "stereo_selfsup": ["model.depth_head=inverse", "model.min_depth=0.5"],
@@ -48,7 +47,11 @@ def state_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-TRAINABLE = [r for r in list_recipes() if r != "sgbm"]
+def losses(trainer, key="loss") -> list[float]:
+    return [h[key] for h in trainer.history]
+
+
+TRAINABLE = [r for r in list_recipes() if r not in ("sgbm", "sdfa_net")]
 
 
 @pytest.mark.parametrize("recipe", TRAINABLE)
@@ -56,14 +59,27 @@ def test_every_recipe_lowers_its_loss_and_keeps_its_teacher(recipe, tmp_path):
     trainer = Trainer(tiny_config(recipe, tmp_path, 30))
     teachers_before = {k: state_digest(t) for k, t in trainer.recipe.teachers.items()}
     trainer.fit()
-    first, last = trainer.history[:5], trainer.history[-5:]
-    assert len(trainer.history) == 30
-    assert sum(last) / 5 < 0.9 * sum(first) / 5, trainer.history
+    history = losses(trainer)
+    assert len(history) == 30
+    assert sum(history[-5:]) / 5 < 0.9 * sum(history[:5]) / 5, history
     for k, t in trainer.recipe.teachers.items():
         assert state_digest(t) == teachers_before[k], f"teacher '{k}' changed"
         assert not t.training and not any(p.requires_grad for p in t.parameters())
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 30 and ckpt["model_name"] == trainer.recipe.student.cfg.name
+
+
+def test_sdfa_stage1_learns_then_stage2_distils(tmp_path):
+    trainer = Trainer(tiny_config("sdfa_net", tmp_path, 50, "recipe.distill_from_step=25"))
+    trainer.fit()
+    stage1, stage2 = trainer.history[:25], trainer.history[25:]
+    assert all("sd" not in h for h in stage1) and all("sd" in h for h in stage2)
+    rec = [h["rec"] for h in stage1]
+    assert sum(rec[-5:]) < 0.9 * sum(rec[:5])  # raw path learns to rebuild the right view
+    sd = [h["sd"] for h in stage2]
+    assert sum(sd[-5:]) < 0.9 * sum(sd[:5])  # distilled path moves towards the raw depth
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["model_cfg"]["inference_path"] == "distilled"
 
 
 def test_sgbm_recipe_writes_a_teacher_checkpoint_without_training(tmp_path):
@@ -85,8 +101,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     resumed = Trainer(tiny_config("supervised", tmp_path / "b", 6, *extra), resume="auto")
     assert resumed.step == 3
     resumed.fit()
-    assert interrupted.history == pytest.approx(straight.history[:3], rel=1e-6)
-    assert resumed.history == pytest.approx(straight.history[3:], rel=1e-5)
+    assert losses(interrupted) == pytest.approx(losses(straight)[:3], rel=1e-6)
+    assert losses(resumed) == pytest.approx(losses(straight)[3:], rel=1e-5)
     assert state_digest(resumed.recipe.student) == state_digest(straight.recipe.student)
 
 

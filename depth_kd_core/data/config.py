@@ -77,6 +77,11 @@ class DataCfg:
     source: Literal["synthetic", "kitti", "rosbag"] = "synthetic"
     height: int = 96  # network input size, pixels (images are resized/cropped to it);
     width: int = 320  # 0 keeps the native size (KITTI and bags; evaluation at GT resolution)
+    # Resize items to resize_height x resize_width first, then crop height x width (random in
+    # training, centred in validation): the papers' "random crop" (DACNN 256x512, TIE-KD
+    # 352x704). Inference then runs on whole images at the resize size. 0 = no crop step.
+    resize_height: int = 0
+    resize_width: int = 0
     batch_size: int = 4
     val_batch_size: int = 4
     num_workers: int = 0

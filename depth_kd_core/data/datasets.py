@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
 from depth_kd_core.data.synthetic_dataset import SyntheticStereoDataset
-from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose,
+from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose, Crop,
                                            HorizontalFlip, RandomScaleCrop)
 from depth_kd_core.errors import DataError
 
@@ -127,9 +127,10 @@ def check_needs(cfg: DataCfg, needs: set[str]) -> None:
 def train_transform(cfg: DataCfg, keys: set[str]) -> Callable[[dict], dict] | None:
     """Augmentations of training items with ``keys``, or None when disabled."""
     aug = cfg.augment
+    crop = [Crop(cfg.height, cfg.width, "random")] if _crops(cfg) else []
     if not aug.enabled:
-        return None
-    steps: list[Callable[[dict], dict]] = []
+        return Compose(crop) if crop else None
+    steps: list[Callable[[dict], dict]] = list(crop)
     if tuple(aug.scale_range) != (1.0, 1.0):
         steps.append(RandomScaleCrop(cfg.height, cfg.width, tuple(aug.scale_range)))
     if aug.flip_prob > 0:
@@ -163,18 +164,42 @@ def build_datasets(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     missing = sorted(needs - set(sample))
     if missing:  # a guard on the builders themselves
         raise DataError(f"data source '{cfg.source}' built items without {missing}")
+    val_crop = Crop(cfg.height, cfg.width, "center") if _crops(cfg) else None
     return ItemView(train, range(len(train)), train_transform(cfg, set(sample))), \
-        ItemView(val, range(len(val)))
+        ItemView(val, range(len(val)), val_crop)
+
+
+def _crops(cfg: DataCfg) -> bool:
+    """Items are loaded at the resize size and cropped to height x width."""
+    if bool(cfg.resize_height) != bool(cfg.resize_width):
+        raise DataError("set both data.resize_height and data.resize_width, or neither")
+    if cfg.resize_height and (cfg.resize_height < cfg.height or cfg.resize_width < cfg.width):
+        raise DataError(f"data.resize {cfg.resize_height}x{cfg.resize_width} is smaller than "
+                        f"the crop data.height x data.width = {cfg.height}x{cfg.width}")
+    return bool(cfg.resize_height)
+
+
+def load_size(cfg: DataCfg) -> tuple[int, int]:
+    """(height, width) items are loaded at, before any crop (0 = native)."""
+    return (cfg.resize_height, cfg.resize_width) if _crops(cfg) else (cfg.height, cfg.width)
+
+
+_SYNTHETIC_CACHES: dict[tuple, CachedDataset] = {}  # one rendering per process and setting
 
 
 def _synthetic(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     src = cfg.synthetic
 
     def make(seed: int, n: int, gt: str) -> Dataset:
-        ds = SyntheticStereoDataset(seed, n, cfg.height, cfg.width, gt=gt,
-                                    sequence=bool(needs & {"prev", "next"}),
-                                    semantics="semantics" in needs, noise_std=src.noise_std)
-        return CachedDataset(ds) if src.cache else ds
+        args = (seed, n, *load_size(cfg), gt, bool(needs & {"prev", "next"}),
+                "semantics" in needs, src.noise_std)
+        if src.cache and args in _SYNTHETIC_CACHES:  # e.g. several trainings in one process
+            return _SYNTHETIC_CACHES[args]
+        ds = SyntheticStereoDataset(*args[:4], gt=gt, sequence=args[5], semantics=args[6],
+                                    noise_std=src.noise_std)
+        if not src.cache:
+            return ds
+        return _SYNTHETIC_CACHES.setdefault(args, CachedDataset(ds))
 
     train_gt = src.gt if "depth_gt" in needs else "none"
     return make(src.seed, src.scenes, train_gt), make(src.val_seed, src.val_scenes, src.gt)
@@ -189,8 +214,9 @@ def _kitti(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
                         "data.kitti.val_split")
 
     def make(split: str, gt: str, stereo: bool) -> Dataset:
-        return KittiRawDataset(k.root, split, height=cfg.height or None,
-                               width=cfg.width or None, stereo=stereo,
+        height, width = load_size(cfg)
+        return KittiRawDataset(k.root, split, height=height or None,
+                               width=width or None, stereo=stereo,
                                gt=gt, annotated_root=k.annotated_root,
                                sequence=bool(needs & {"prev", "next"}))
 
@@ -209,7 +235,8 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     def make(path: str) -> Dataset:
         # depth_gt whenever a depth topic is set: frames without depth are dropped, so train
         # and validation must be cut from the same rows
-        common = dict(height=cfg.height or None, width=cfg.width or None,
+        height, width = load_size(cfg)
+        common = dict(height=height or None, width=width or None,
                       sequence=bool(needs & {"prev", "next"}),
                       max_gap_ms=r.max_gap_ms or None, rectify=r.rectify,
                       cache_dir=r.cache_dir or None, sync_tolerance_ms=r.sync_tolerance_ms,

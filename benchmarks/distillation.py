@@ -1,0 +1,234 @@
+"""Does distillation work? Each method's student with KD against the same student without KD.
+
+    python -m benchmarks.distillation --profile small            # all five, <= 60 min on 2 cores
+    python -m benchmarks.distillation --profile full             # meant for a GPU
+    python -m benchmarks.distillation --methods tie_kd --out runs/bench
+
+On the synthetic world (training scenes from one seed, held-out test scenes from another),
+for each method: train its teacher (or use the teacher the method requires), train the
+student without KD (its no-KD twin: same architecture, same steps, same data) and with KD,
+and evaluate all on the test scenes against dense ground truth. Training supervision is
+KITTI-like sparse LiDAR. Prints a table (teacher / no-KD / KD: AbsRel, SqRel, RMSE, delta1),
+the gap closed (no-KD - KD) / (no-KD - teacher) where the teacher predicts depth, and
+Spearman rho(sigma, |error|) for the students that output sigma; writes results.json and
+results.md into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate
+from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
+from depth_kd_core.data.datasets import build_datasets
+from depth_kd_core.fileio import atomic_write_text
+from depth_kd_core.train import Trainer
+from depth_kd_core.training.config import load_train_config
+from depth_kd_core.training.distributed import pick_device
+
+REPORTED = ("abs_rel", "sq_rel", "rmse", "a1")
+
+
+@dataclass
+class Profile:
+    """Sizes and step counts of one benchmark profile."""
+
+    height: int
+    width: int
+    train_scenes: int
+    test_scenes: int
+    batch_size: int
+    teacher_steps: int
+    student_steps: int
+    lr: float
+    models: dict[str, list[str]] = field(default_factory=dict)  # model name -> overrides
+    recipe: dict[str, list[str]] = field(default_factory=dict)  # recipe -> extra overrides
+
+
+SMALL_MODELS = {
+    "stereo_corr_teacher": ["encoder=resnet18", "aspp_channels=64", "context_channels=64",
+                            "guidance_channels=8", "decoder_channels=[16,32,64]"],
+    "dacnn_student": ["encoder=resnet18", "aspp_channels=64", "context_channels=64",
+                      "guidance_channels=8", "decoder_channels=[16,32,64]"],
+    "stereo_concat_teacher": ["encoder=resnet18", "decoder=crf",
+                              "decoder_channels=[32,64,96,128]", "heads=2"],
+    "adu_student": ["encoder=resnet18", "decoder=crf", "decoder_channels=[32,64,96,128]",
+                    "heads=2"],
+    "segmentation_teacher": ["encoder=resnet18", "fpn_channels=32"],
+    "monodepth_student": ["encoder=resnet18"],
+    "sdfa_net": ["encoder=test_swin", "decoder_channels=[32,32,64,128]"],
+    "tiekd_student": ["encoder=mobilenetv2_100", "decoder_channels=[16,32,64,96,128]"],
+}
+
+PROFILES = {
+    "small": Profile(height=64, width=192, train_scenes=384, test_scenes=48, batch_size=8,
+                     teacher_steps=500, student_steps=500, lr=3e-4, models=SMALL_MODELS),
+    "full": Profile(height=192, width=640, train_scenes=4000, test_scenes=200, batch_size=8,
+                    teacher_steps=20000, student_steps=20000, lr=1e-4,
+                    models={**SMALL_MODELS,
+                            "sdfa_net": ["encoder=swin_tiny"],
+                            "tiekd_student": ["encoder=mobilenetv2_100"]}),
+}
+
+
+@dataclass
+class Method:
+    """How one paper's comparison is run: teacher, KD student, no-KD twin."""
+
+    kd_recipe: str
+    nokd_recipe: str
+    student: str
+    teacher_recipe: str | None = None  # None: no separate teacher training
+    teacher_model: str | None = None
+    teacher_from: str | None = None  # reuse another method's trained teacher
+    kd_extra: list[str] = field(default_factory=list)
+    nokd_extra: list[str] = field(default_factory=list)
+    teacher_extra: list[str] = field(default_factory=list)
+
+
+METHODS = {
+    "dacnn": Method("dacnn", "supervised", "dacnn_student", "stereo_supervised",
+                    "stereo_corr_teacher", teacher_extra=["recipe.loss=l1"],
+                    nokd_extra=["recipe.loss=l1", "recipe.smooth_weight=0.01"]),
+    "adu_depth": Method("adu_depth", "supervised", "adu_student", "stereo_supervised",
+                        "stereo_concat_teacher", teacher_extra=["recipe.loss=silog"],
+                        nokd_extra=["recipe.loss=silog"]),
+    "x_distill": Method("x_distill", "selfsup_mono", "monodepth_student", "segmentation",
+                        "segmentation_teacher", kd_extra=["recipe.pose_encoder=resnet18"],
+                        nokd_extra=["recipe.pose_encoder=resnet18"]),
+    "sdfa_net": Method("sdfa_net", "selfsup_stereo", "sdfa_net"),
+    "tie_kd": Method("tie_kd", "supervised", "tiekd_student", teacher_from="dacnn",
+                     nokd_extra=["recipe.loss=l1"]),
+}
+
+
+def _section(prefix: str, model: str, profile: Profile) -> list[str]:
+    return [f"{prefix}.name={model}"] + [f"{prefix}.{o}" for o in profile.models.get(model, [])]
+
+
+def _common(profile: Profile, out: Path, steps: int, seed: int) -> list[str]:
+    return [f"data.height={profile.height}", f"data.width={profile.width}",
+            f"data.synthetic.scenes={profile.train_scenes}", "data.synthetic.gt=lidar",
+            "data.synthetic.val_scenes=8", f"data.batch_size={profile.batch_size}",
+            "data.augment.flip_prob=0", f"trainer.max_steps={steps}", f"optim.lr={profile.lr}",
+            f"trainer.out_dir={out}", "trainer.progress=true", "trainer.val_every_epochs=1000",
+            "trainer.checkpoint_every_steps=0", "trainer.keep_last=1", f"seed={seed}"]
+
+
+def train(recipe: str, overrides: list[str], log: list[str]) -> Path:
+    """Train in this process; returns the last checkpoint."""
+    cfg = load_train_config(None, [f"recipe.name={recipe}", *overrides])
+    start = time.time()
+    trainer = Trainer(cfg)
+    trainer.fit()
+    log.append(f"{recipe} ({cfg.model.name}): {trainer.step} steps in {time.time() - start:.0f}s")
+    print(log[-1], flush=True)
+    return Path(cfg.trainer.out_dir) / "checkpoints" / "last.pt"
+
+
+def test_set(profile: Profile, stereo: bool, seed: int = 1000):
+    """Held-out scenes (another seed), dense ground truth, native size = training size."""
+    data = DataCfg(height=profile.height, width=profile.width,
+                   synthetic=SyntheticSourceCfg(seed=seed, scenes=1, val_seed=seed,
+                                                val_scenes=profile.test_scenes, gt="dense"))
+    needs = {"depth_gt"} | ({"right", "baseline"} if stereo else set())
+    return build_datasets(dataclasses.replace(data, augment=dataclasses.replace(
+        data.augment, enabled=False)), needs)[1]
+
+
+def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
+    predictor = Predictor.load(str(ckpt), pick_device("auto"))
+    cfg = EvalCfg(out_dir=str(out), batch_size=8, grid_every=16)
+    return evaluate(predictor, test_set(profile, predictor.cfg.stereo_input), cfg,
+                    progress=False)["summary"]
+
+
+def run_method(name: str, profile: Profile, out: Path, teachers: dict, log: list[str]) -> dict:
+    m = METHODS[name]
+    steps = profile.student_steps
+    result: dict = {"method": name}
+    teacher_ckpt = teachers.get(m.teacher_from) if m.teacher_from else None
+    if m.teacher_recipe:
+        teacher_ckpt = train(m.teacher_recipe, [*_common(profile, out / name / "teacher",
+                                                         profile.teacher_steps, 1),
+                                                *_section("model", m.teacher_model, profile),
+                                                *m.teacher_extra], log)
+        teachers[name] = teacher_ckpt
+    if teacher_ckpt is not None and m.teacher_recipe != "segmentation":
+        result["teacher"] = score(teacher_ckpt, profile, out / name / "eval_teacher")
+    student = _section("model", m.student, profile)
+    kd = [*_common(profile, out / name / "kd", steps, 0), *student, *m.kd_extra]
+    if teacher_ckpt is not None:
+        kd.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
+    if name == "sdfa_net":  # self-distillation from the second half of training on
+        kd.append(f"recipe.distill_from_step={steps // 2}")
+    nokd = [*_common(profile, out / name / "nokd", steps, 0), *student, *m.nokd_extra]
+    result["kd"] = score(train(m.kd_recipe, kd, log), profile, out / name / "eval_kd")
+    result["nokd"] = score(train(m.nokd_recipe, nokd, log), profile, out / name / "eval_nokd")
+    if "teacher" in result:
+        gap = result["nokd"]["abs_rel"] - result["teacher"]["abs_rel"]
+        result["gap_closed"] = ((result["nokd"]["abs_rel"] - result["kd"]["abs_rel"]) / gap
+                                if gap > 0 else float("nan"))
+    return result
+
+
+def _fmt(m: dict | None) -> str:
+    return " | ".join(f"{m[k]:.3f}" for k in REPORTED) if m else " | ".join("n/a" for _ in REPORTED)
+
+
+def report(results: list[dict], profile_name: str, command: str, minutes: float) -> str:
+    lines = [f"Command: `{command}` (profile `{profile_name}`, {minutes:.0f} min)", "",
+             "| method | teacher AbsRel / SqRel / RMSE / δ1 | no-KD | KD | gap closed | "
+             "ρ(σ, abs err) KD |", "|---|---|---|---|---|---|"]
+    gaps = []
+    for r in results:
+        gap = r.get("gap_closed")
+        if gap is not None:
+            gaps.append(gap)
+        rho = r["kd"].get("spearman_sigma_abs_err")
+        lines.append(f"| {r['method']} | {_fmt(r.get('teacher'))} | {_fmt(r['nokd'])} | "
+                     f"{_fmt(r['kd'])} | {'n/a' if gap is None else f'{100 * gap:.0f} %'} | "
+                     f"{'-' if rho is None else f'{rho:.2f}'} |")
+    better = sum(r["kd"]["abs_rel"] < r["nokd"]["abs_rel"] for r in results)
+    mean_gap = f"{100 * sum(gaps) / len(gaps):.0f} %" if gaps else "n/a"
+    lines += ["", f"KD beats no-KD (AbsRel) for {better}/{len(results)} methods; mean gap "
+              f"closed {mean_gap} over the methods whose teacher predicts depth."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="small")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
+    args = parser.parse_args(argv)
+    profile, out = PROFILES[args.profile], Path(args.out)
+    start, teachers, log, results = time.time(), {}, [], []
+    order = sorted(args.methods, key=lambda n: METHODS[n].teacher_from is not None)
+    for name in order:
+        if METHODS[name].teacher_from and METHODS[name].teacher_from not in teachers:
+            print(f"{name} reuses the {METHODS[name].teacher_from} teacher: running it too")
+            results.append(run_method(METHODS[name].teacher_from, profile, out, teachers, log))
+        results.append(run_method(name, profile, out, teachers, log))
+    minutes = (time.time() - start) / 60
+    command = "python -m benchmarks.distillation " + " ".join(argv if argv is not None
+                                                               else sys.argv[1:])
+    table = report(results, args.profile, command, minutes)
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps({"results": results, "log": log},
+                                                       indent=2, default=str) + "\n")
+    atomic_write_text(out / "results.md", table + "\n\nRuns:\n" + "\n".join(log) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
