@@ -96,7 +96,7 @@ def test_gradcheck_chunked_float64():
     assert torch.autograd.gradcheck(f, tensors, eps=1e-6, atol=1e-5, fast_mode=True)
 
 
-@pytest.mark.parametrize("impl", ["reference", "chunked", pytest.param("triton",
+@pytest.mark.parametrize("impl", ["reference", "taps", "chunked", pytest.param("triton",
                                                                        marks=needs_triton)])
 @pytest.mark.parametrize("dilation", [1, 2, 7])
 def test_alpha_zero_is_conv2d(impl, dilation, no_tf32):
@@ -143,6 +143,22 @@ def test_chunked_matches_reference(case):
     ref = run(tensors, "reference", dilation, kernel)
     chunked = run(tensors, "chunked", dilation, kernel, grad_out=ref[2], chunk_rows=2)
     assert_close_all(ref, chunked, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_taps_matches_reference(case):
+    *shape, dilation, kernel = case
+    tensors = make_inputs(*shape)
+    ref = run(tensors, "reference", dilation, kernel)
+    taps = run(tensors, "taps", dilation, kernel, grad_out=ref[2])
+    assert_close_all(ref, taps, atol=1e-10, rtol=1e-10)
+
+
+def test_gradcheck_taps_float64():
+    x, g, w, b, a = make_inputs(2, 3, 2, 2, 5, 6)
+    assert torch.autograd.gradcheck(
+        lambda *t: depth_aware_conv2d(*t[:4], alpha=t[4], dilation=2, impl="taps"),
+        (x, g, w, b, a))
 
 
 @needs_triton
@@ -248,6 +264,14 @@ def test_chunked_peak_memory_is_bounded_by_the_band(tmp_path):
     assert peaks["reference"] > unfold_bytes  # the measurement sees the full unfold
     assert peaks["chunked"] < 6 * input_bytes + 4 * band_bytes, peaks
     assert peaks["chunked"] < peaks["reference"] / 4, peaks
+
+
+def test_auto_on_cpu_picks_taps_for_layers_that_do_not_widen():
+    x, g, w, b, a = make_inputs(2, 3, 2, 1, 8, 8)
+    assert dac.resolve_impl(x, "auto", out_channels=3) == "taps"
+    assert dac.resolve_impl(x, "auto", out_channels=4) == "reference"
+    out = depth_aware_conv2d(x, g, w, b, alpha=a, impl="auto")  # C' = 2 <= C = 3: taps
+    torch.testing.assert_close(out, depth_aware_conv2d(x, g, w, b, alpha=a, impl="reference"))
 
 
 def test_auto_on_cpu_picks_reference_then_chunked(monkeypatch):

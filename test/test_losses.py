@@ -25,7 +25,14 @@ from depth_kd_core.losses.sdfa import (
     visible_mask,
 )
 from depth_kd_core.losses.smoothness import edge_aware_smoothness, sdfa_smoothness
-from depth_kd_core.losses.tiekd import depth_ssim_loss, dpm_kl, teacher_dpm, tiekd_loss
+from depth_kd_core.losses.tiekd import (
+    depth_ssim_loss,
+    dpm_kl,
+    dpm_kl_band,
+    teacher_dpm,
+    teacher_dpm_band,
+    tiekd_loss,
+)
 from depth_kd_core.losses.xdistill import d2s_loss, d2s_weight
 
 
@@ -167,6 +174,19 @@ def test_dpm_kl_by_hand():
     eps = 1e-7
     expected = 0.5 * math.log(0.5 / (0.25 + eps) + eps) + 0.5 * math.log(0.5 / (0.75 + eps) + eps)
     assert dpm_kl(p_t, p_s).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode", ["softmax_pdf", "normalized"])
+def test_band_dpm_equals_the_dense_dpm(mode):
+    c = bin_centres()
+    depth = torch.tensor([0.0011, 0.5, 17.3, 40.0, 79.9]).view(1, 5, 1, 1).permute(1, 0, 2, 3)
+    dense = teacher_dpm(depth, c, 0.8, mode)
+    index, band = teacher_dpm_band(depth, c, 0.8, mode)
+    rebuilt = torch.zeros_like(dense).scatter_add_(1, index, band)
+    torch.testing.assert_close(rebuilt, dense, atol=1e-12, rtol=1e-6)
+    student = torch.softmax(torch.randn(5, 257, 1, 1), 1)
+    torch.testing.assert_close(dpm_kl_band(index, band, student), dpm_kl(dense, student),
+                               atol=1e-6, rtol=1e-5)
 
 
 def test_tiekd_loss_combines_its_parts():

@@ -19,8 +19,8 @@ from typing import Literal
 
 import torch
 
-KernelImpl = Literal["auto", "reference", "chunked", "triton"]
-IMPLS: tuple[str, ...] = ("auto", "reference", "chunked", "triton")
+KernelImpl = Literal["auto", "reference", "taps", "chunked", "triton"]
+IMPLS: tuple[str, ...] = ("auto", "reference", "taps", "chunked", "triton")
 # Dtypes the Triton kernels are written for (tl.dot on float64 is not supported everywhere).
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 

@@ -11,6 +11,10 @@ weight and, with a single guidance channel (G = 1), Wang & Neumann's exp(-alpha 
 Implementations (all differentiable in input, guidance, weight, bias and alpha):
     reference: one ``F.unfold`` of the whole input (9*C*H*W values held, and kept for backward);
         the specification the others are tested against.
+    taps: the 3x3 filter split into its 9 taps: one 1x1 convolution gives every tap's
+        sum_i w_ij(o) f_i at every pixel (9*C' channels); each tap's map is shifted by o,
+        weighted by K and summed. Exact; its elementwise work and saved memory scale with C'
+        instead of C and no C-channel unfold exists (the CPU default when C' <= C).
     chunked: the same arithmetic on bands of output rows inside a custom autograd Function that
         keeps only its inputs; its hand-written backward recomputes each band's unfold, so at
         most one band's 9*C*rows*W unfold is alive at a time (CPU path for large maps).
@@ -100,6 +104,33 @@ def depth_aware_conv2d_reference(input: torch.Tensor, guidance: torch.Tensor,
     g_cols = F.unfold(guidance, **unfold).view(b, -1, TAPS, h, w)
     k = kernel_weights(guidance.unsqueeze(2), g_cols, alpha, kernel)
     return _combine(x_cols, k, weight, bias)
+
+
+def depth_aware_conv2d_taps(input: torch.Tensor, guidance: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None, alpha: torch.Tensor, dilation: int = 1,
+                            kernel: str = "gaussian") -> torch.Tensor:
+    """Depth-aware convolution computed tap by tap (plain autograd; see the module docstring).
+
+    Same arguments and result as :func:`depth_aware_conv2d_reference`.
+    """
+    b, c, h, w = input.shape
+    co, d = weight.shape[0], dilation
+    # (C', C, 3, 3) -> (9 C', C, 1, 1), tap-major in F.unfold's (ky, kx) order
+    per_tap = F.conv2d(input, weight.permute(2, 3, 0, 1).reshape(TAPS * co, c, 1, 1))
+    g_cols = F.unfold(guidance, kernel_size=3, dilation=d, padding=d).view(b, -1, TAPS, h, w)
+    k = kernel_weights(guidance.unsqueeze(2), g_cols, alpha, kernel)
+    out = None
+    for t in range(TAPS):
+        oy, ox = (t // 3 - 1) * d, (t % 3 - 1) * d
+        ya, yb, xa, xb = max(0, -oy), min(h, h - oy), max(0, -ox), min(w, w - ox)
+        if ya >= yb or xa >= xb:
+            continue  # this tap lies outside the image for every pixel
+        src = per_tap[:, t * co:(t + 1) * co, ya + oy:yb + oy, xa + ox:xb + ox]
+        part = F.pad(src * k[:, t:t + 1, ya:yb, xa:xb], (xa, w - xb, ya, h - yb))
+        out = part if out is None else out + part
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    return out
 
 
 def _slab_cols(slab: torch.Tensor, d: int) -> torch.Tensor:
@@ -294,19 +325,23 @@ def _check_args(input, guidance, weight, bias, alpha, dilation, kernel) -> None:
     check_same_device(input=input, guidance=guidance, weight=weight, alpha=alpha)
 
 
-def resolve_impl(input: torch.Tensor, impl: str, chunk_rows: int | None = None) -> str:
+def resolve_impl(input: torch.Tensor, impl: str, chunk_rows: int | None = None,
+                 out_channels: int | None = None) -> str:
     """The implementation ``impl="auto"`` stands for (others are returned unchanged).
 
-    CUDA tensors of a Triton dtype use Triton. Otherwise the reference while one band of the
-    chunked path would cover the whole map anyway (its unfold fits DEFAULT_CHUNK_BYTES): it is
-    then faster, having no recompute in backward. Beyond that the chunked path, whose memory
-    stays bounded by the band budget (benchmarks/RESULTS.md).
+    CUDA tensors of a Triton dtype use Triton. On CPU the taps path when the layer does not
+    widen (C' <= C): its work and memory scale with C' (benchmarks/RESULTS.md). Otherwise the
+    reference while one band of the chunked path would cover the whole map anyway (its unfold
+    fits DEFAULT_CHUNK_BYTES): it is then faster, having no recompute in backward. Beyond that
+    the chunked path, whose memory stays bounded by the band budget.
     """
     check_impl(impl)
     if impl != "auto":
         return impl
     if triton_usable(input):
         return "triton"
+    if out_channels is not None and out_channels <= input.shape[1]:
+        return "taps"
     return "reference" if band_rows(input, chunk_rows) >= input.shape[2] else "chunked"
 
 
@@ -326,7 +361,7 @@ def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torc
         dilation: tap spacing d, pixels (DACNN uses 1, 6, 12, 18). May exceed H or W.
         kernel: "gaussian" (exp(-alpha ||dg||_2^2), METHODS §0 default) or "l1"
             (exp(-alpha ||dg||_1); with G = 1 this is exp(-alpha |dD|)).
-        impl: "auto", "reference", "chunked" or "triton" (see :func:`resolve_impl`).
+        impl: "auto", "reference", "taps", "chunked" or "triton" (see :func:`resolve_impl`).
         chunk_rows: rows per band of the chunked path (default: fit DEFAULT_CHUNK_BYTES).
 
     Returns:
@@ -335,7 +370,7 @@ def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torc
     if not torch.is_tensor(alpha):
         alpha = torch.tensor(float(alpha), device=input.device)
     _check_args(input, guidance, weight, bias, alpha, dilation, kernel)
-    impl = resolve_impl(input, impl, chunk_rows)
+    impl = resolve_impl(input, impl, chunk_rows, weight.shape[0])
     # One compute dtype, as F.conv2d under autocast: parameters follow the activations.
     dtype = input.dtype
     guidance, weight = guidance.to(dtype), weight.to(dtype)
@@ -344,6 +379,9 @@ def depth_aware_conv2d(input: torch.Tensor, guidance: torch.Tensor, weight: torc
     if impl == "reference":
         return depth_aware_conv2d_reference(input, guidance, weight, bias, alpha.to(dtype),
                                             dilation, kernel)
+    if impl == "taps":
+        return depth_aware_conv2d_taps(input, guidance, weight, bias, alpha.to(dtype), dilation,
+                                       kernel)
     if impl == "chunked":
         rows = band_rows(input, chunk_rows)
         return _ChunkedDepthAwareConv.apply(input, guidance, weight, bias, alpha.to(dtype),

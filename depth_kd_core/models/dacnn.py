@@ -179,8 +179,10 @@ class DacnnStereoTeacher(DacnnNet):
             raise ValueError(f"{self.cfg.name} is a stereo teacher: pass the right image")
         feats, f_l = self.features(self.prepare(left, "left"))
         _, f_r = self.features(self.prepare(right, "right"))
+        # "taps" and "chunked" are depth-aware-conv variants; the correlation has neither
+        corr_impl = self.cfg.impl if self.cfg.impl in ("auto", "reference", "triton") else "auto"
         corr = correlation1d(f_l, f_r, max_disp=self.cfg.max_disp,
-                             symmetric=self.cfg.symmetric_corr, impl=self.cfg.impl)
+                             symmetric=self.cfg.symmetric_corr, impl=corr_impl)
         o_c = torch.cat([self.corr_conv(corr), self.left_conv(f_l)], dim=1)
         out = self.decode(feats, o_c)
         out["depth"] = _up_to(out["depth"], left)
