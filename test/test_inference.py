@@ -15,7 +15,10 @@ from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator, colorize_depth,
                                      resize_depth_nan, resize_valid, select_device)
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model
+from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
+    torch_single_thread  # noqa: F401 - module fixture
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 RNG = np.random.default_rng(0)
 
@@ -95,7 +98,7 @@ def test_model_without_sigma_gives_nan_sigma_and_relative_kind_is_flagged(tmp_pa
 
 
 def test_invalid_model_output_becomes_nan():
-    model = tiny_model("tiekd_student")
+    model = tiny_model()
 
     def mark_left_quarter_invalid(module, inputs, out):  # the core's "0 = invalid" contract
         out["depth"][..., : NET_W // 4] = 0.0
