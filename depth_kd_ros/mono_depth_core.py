@@ -81,16 +81,6 @@ def validate_mono_params(values: dict[str, Any], partial: bool = False) -> dict[
     return params
 
 
-def training_calibration(focal_px: float, net_width: int, height: int, width: int
-                         ) -> CameraCalibration:
-    """Pinhole calibration of the training camera at ``height x width``: fx = fy =
-    ``focal_px`` scaled from the network input width, principal point at the centre."""
-    f = focal_px * width / net_width
-    K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0, 0, 1.0]])
-    return CameraCalibration(width, height, "plumb_bob", np.zeros(5), K, np.eye(3),
-                             np.hstack([K, np.zeros((3, 1))]))
-
-
 class MonoDepthCore:
     """Callback logic of the monocular depth node.
 
@@ -239,14 +229,15 @@ class MonoDepthCore:
         if calib is not None:
             return cv.scale_calibration(calib, h, w)
         est = self.estimator
-        if est.focal_px <= 0:
+        assumed = est.assumed_calibration(h, w)
+        if assumed is None:
             self.log.once("warning", "no camera_info and the checkpoint records no focal "
                                      "length: depth/camera_info is not published")
-            return None
-        self.log.once("warning", f"no camera_info: depth/camera_info describes the training "
-                                 f"camera (fx = {est.focal_px:g} px at {est.work_size[1]} px "
-                                 f"wide, centred principal point)")
-        return training_calibration(est.focal_px, est.work_size[1], h, w)
+        else:
+            self.log.once("warning", f"no camera_info: depth/camera_info describes the "
+                                     f"training camera (fx = {est.focal_px:g} px at "
+                                     f"{est.work_size[1]} px wide, centred principal point)")
+        return assumed
 
     def diagnostics(self) -> DiagnosticSummary:
         """Status for diagnostic_updater: rate, latency, dropped frames, model, device."""
