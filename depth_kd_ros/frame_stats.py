@@ -52,7 +52,7 @@ class ThrottledLog:
         if now - self._last.get(text, -np.inf) < LOG_REPEAT_S:
             return False
         self._last[text] = now
-        getattr(self.log, level)(text)
+        self._emit(level, text)
         return True
 
     def once(self, level: str, text: str) -> bool:
@@ -60,8 +60,18 @@ class ThrottledLog:
         if text in self._once:
             return False
         self._once.add(text)
-        getattr(self.log, level)(text)
+        self._emit(level, text)
         return True
+
+    def _emit(self, level: str, text: str) -> None:
+        # One call site per severity: rclpy's logger refuses a call site whose severity
+        # changes between calls ("Logger severity cannot be changed between calls").
+        if level == "error":
+            self.log.error(text)
+        elif level == "warning":
+            self.log.warning(text)
+        else:
+            self.log.info(text)
 
 
 class FrameStats:
