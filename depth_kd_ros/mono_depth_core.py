@@ -70,7 +70,7 @@ MONO_PARAMS = (
     ParamSpec("colorize_max_depth", 80.0, "Farthest depth of the colour range, metres.",
               range=(0.1, 1000.0)),
     ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
-              range=(2, 1000)),
+              range=(2, 1000), read_only=True),
 )
 
 

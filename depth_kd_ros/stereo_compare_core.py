@@ -73,7 +73,7 @@ STEREO_PARAMS = (
     ParamSpec("sync_slop_s", 0.02, "Largest stamp difference within a synchronised set, s.",
               range=(0.0, 1.0), read_only=True),
     ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
-              range=(2, 1000)),
+              range=(2, 1000), read_only=True),
 )
 
 
