@@ -1,0 +1,247 @@
+"""Everything ``mono_depth_node`` decides, without rclpy: image (raw or compressed) ->
+:class:`~depth_kd_core.inference.DepthEstimator` -> outgoing messages.
+
+Outputs (names relative to the node; the node publishes each on the topic of that name):
+
+``depth``              sensor_msgs/Image 32FC1, metres, NaN = invalid (REP 118); header (stamp,
+                       optical frame) copied from the input image; optionally NaN where
+                       sigma > ``max_sigma``.
+``depth/camera_info``  sensor_msgs/CameraInfo with the same header; the input camera_info with
+                       K and P scaled to the published size (``output_scale``). Without a
+                       camera_info subscription (``use_camera_info: false``, or none received
+                       yet) it describes the *training* camera: fx = fy = the checkpoint's
+                       ``focal_px`` scaled to the output, principal point at the image
+                       centre, no distortion — logged once; nothing is published when the
+                       checkpoint records no focal length.
+``uncertainty``        32FC1 sigma in metres (NaN where depth is invalid); only for models
+                       that predict sigma (ADU-Depth UEM, TIE-KD DPM), logged once otherwise.
+``depth/colorized``    bgr8 rendering of depth over the fixed range [colorize_min_depth,
+                       colorize_max_depth] with ``colormap`` (``publish_colorized``).
+
+A malformed frame (any ``DepthKDError`` — wrong step, unknown encoding, truncated data, zero
+size …) is logged (throttled) and dropped; an unexpected exception is logged as an error and
+the frame dropped too: the callback never raises.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+
+from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.errors import ConfigError, DepthKDError
+from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction, colorize_depth
+from depth_kd_ros import conversions as cv
+from depth_kd_ros.frame_stats import DiagnosticSummary, FrameStats, Logger, ThrottledLog
+from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
+
+DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",
+                                             "depth/colorized")
+OUTPUTS = (DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED)
+ASPECT_TOL = 0.01  # camera_info and image aspect ratios may differ this much (rounding)
+
+MONO_PARAMS = (
+    ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) to run (required).",
+              read_only=True),
+    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda', "
+              "'cuda:1' ...", read_only=True),
+    ParamSpec("fp16", False, "Half-precision inference (CUDA only; ignored on CPU).",
+              read_only=True),
+    ParamSpec("image_transport", "raw", "Subscribe to 'image' (sensor_msgs/Image) or "
+              "'image/compressed' (sensor_msgs/CompressedImage).", choices=("raw", "compressed"),
+              read_only=True),
+    ParamSpec("use_camera_info", True, "Subscribe to 'camera_info' for the camera's "
+              "intrinsics (focal scaling and depth/camera_info).", read_only=True),
+    ParamSpec("focal_scaling", True, "Scale depth and sigma by f_camera / f_training when the "
+              "camera's intrinsics are known."),
+    ParamSpec("output_scale", 1.0, "Size of the published depth as a fraction of the input "
+              "image size; depth/camera_info K and P are scaled to match.", range=(0.05, 1.0)),
+    ParamSpec("max_sigma", 0.0, "Publish depth as NaN where sigma exceeds this many metres "
+              "(0 = no masking; needs a model that predicts sigma).", range=(0.0, 1000.0)),
+    ParamSpec("publish_colorized", True, "Publish depth/colorized (bgr8)."),
+    ParamSpec("colormap", "turbo", "Colour map of depth/colorized.",
+              choices=tuple(COLORMAPS)),
+    ParamSpec("colorize_min_depth", 1.0, "Nearest depth of the colour range, metres.",
+              range=(0.01, 1000.0)),
+    ParamSpec("colorize_max_depth", 80.0, "Farthest depth of the colour range, metres.",
+              range=(0.1, 1000.0)),
+    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
+              range=(2, 1000), read_only=True),
+)
+
+
+def validate_mono_params(values: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    """Validated parameters (defaults filled in unless ``partial``)."""
+    params = validate_params(MONO_PARAMS, values, partial)
+    check_range_pair(params, "colorize_min_depth", "colorize_max_depth")
+    return params
+
+
+class MonoDepthCore:
+    """Callback logic of the monocular depth node.
+
+    Args:
+        estimator: the loaded network.
+        params: node parameters (validated with :data:`MONO_PARAMS`).
+        types: message classes (``conversions.ros2_message_types()`` or a rosbags typestore's
+            ``types``).
+        log: logger with info/warning/error.
+        topic: name of the image topic, used in log lines and errors.
+        clock: monotonic seconds (tests inject one).
+    """
+
+    def __init__(self, estimator: DepthEstimator, params: dict[str, Any], types: cv.Types,
+                 log: Logger, topic: str = "image",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.estimator, self.types, self.topic = estimator, types, topic
+        self.params = validate_mono_params(params)
+        self.log = ThrottledLog(log, clock)
+        self.stats = FrameStats(self.params["diagnostics_window"], clock)
+        self.calib: CameraCalibration | None = None
+        self.clock = clock
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
+                    topic: str = "image") -> MonoDepthCore:
+        """Validate the parameters and load the checkpoint they name."""
+        p = validate_mono_params(params)
+        if not p["checkpoint"]:
+            raise DepthKDError("parameter 'checkpoint' is empty: set it to a depth_kd .pt file")
+        est = DepthEstimator.from_checkpoint(p["checkpoint"], p["device"] or None, p["fp16"],
+                                             p["focal_scaling"])
+        log.info(f"loaded {est.name} ({est.cfg.output_kind}) from {p['checkpoint']} on "
+                 f"{est.device}{' fp16' if est.fp16 else ''}")
+        return cls(est, p, types, log, topic)
+
+    def set_params(self, changes: dict[str, Any]) -> None:
+        """Apply run-time parameter changes (ConfigError, nothing applied, if any is bad)."""
+        fixed = sorted(s.name for s in MONO_PARAMS if s.read_only and s.name in changes
+                       and changes[s.name] != self.params[s.name])
+        if fixed:
+            raise ConfigError(f"parameter(s) {fixed} are read-only: restart the node to "
+                              f"change them")
+        merged = validate_mono_params({**self.params, **changes})
+        self.params = merged
+        self.estimator.focal_scaling = merged["focal_scaling"]
+
+    def on_camera_info(self, msg: Any) -> None:
+        """Keep the latest calibration; a malformed one is logged and ignored."""
+        try:
+            self.calib = CameraCalibration.from_msg(msg, "camera_info")
+            if self.calib.width <= 0 or self.calib.height <= 0:
+                raise DepthKDError(f"camera_info has size {self.calib.width}x"
+                                   f"{self.calib.height}: the camera is uncalibrated")
+        except DepthKDError as exc:
+            self.calib = None
+            self.log("warning", f"ignoring camera_info: {exc}")
+
+    def on_image(self, msg: Any, wanted: Collection[str] = OUTPUTS,
+                 now_ns: int | None = None) -> dict[str, Any]:
+        """Process one image; returns {output name: message} for the ``wanted`` outputs.
+
+        Empty when nobody subscribes (inference skipped) or the frame was dropped.
+        ``now_ns``: current ROS time, for the stamp-to-publish age in diagnostics.
+        """
+        wanted = set(wanted) & set(OUTPUTS)
+        if not wanted:
+            self.stats.skip()
+            return {}
+        t0 = self.clock()
+        try:
+            out, pred = self._process(msg, wanted)
+        except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the node
+            self._drop(msg, exc)
+            return {}
+        age = (now_ns - stamp_ns(msg)) / 1e6 if now_ns is not None else None
+        self.stats.record((self.clock() - t0) * 1e3, pred.timings_ms["inference"], age)
+        return out
+
+    def _drop(self, msg: Any, exc: Exception) -> None:
+        try:
+            where = f"frame {stamp_ns(msg)} ns"
+        except Exception:  # noqa: BLE001 - the header itself may be the broken part
+            where = "frame with unreadable header"
+        kind = "" if isinstance(exc, DepthKDError) else f"internal error {type(exc).__name__}: "
+        text = f"dropped {where} on '{self.topic}': {kind}{exc}"
+        self.stats.drop(str(exc))
+        self.log("warning" if not kind else "error", text)
+
+    def _process(self, msg: Any, wanted: set[str]) -> tuple[dict[str, Any], DepthPrediction]:
+        rgb = cv.msg_to_rgb8(msg, self.topic)
+        header = cv.copy_header(self.types, msg.header)
+        h, w = rgb.shape[:2]
+        s = self.params["output_scale"]
+        out_size = (max(1, round(h * s)), max(1, round(w * s)))
+        calib = self._calibration(h, w)
+        K = calib.rectified_K() if calib is not None else None
+        pred = self.estimator.predict(rgb, K, out_size)
+        if pred.scale_note and self.params["focal_scaling"]:
+            self.log.once("warning", f"no focal scaling: {pred.scale_note}")
+        depth = pred.depth
+        if self.params["max_sigma"] > 0:
+            depth = self._mask_sigma(pred)
+        out: dict[str, Any] = {}
+        if DEPTH in wanted:
+            out[DEPTH] = cv.depth_msg(self.types, header, depth)
+        if UNCERTAINTY in wanted:
+            if pred.has_sigma:
+                out[UNCERTAINTY] = cv.depth_msg(self.types, header, pred.sigma)
+            else:
+                self.log.once("info", f"{self.estimator.name} predicts no sigma: "
+                                      f"'uncertainty' is not published")
+        if COLORIZED in wanted and self.params["publish_colorized"]:
+            bgr = colorize_depth(depth, self.params["colorize_min_depth"],
+                                 self.params["colorize_max_depth"], self.params["colormap"])
+            out[COLORIZED] = cv.bgr8_msg(self.types, header, bgr)
+        if DEPTH_INFO in wanted:
+            info = self._output_calibration(calib, out_size)
+            if info is not None:
+                out[DEPTH_INFO] = cv.camera_info_msg(self.types, header, info)
+        return out, pred
+
+    def _mask_sigma(self, pred: DepthPrediction) -> np.ndarray:
+        if not pred.has_sigma:
+            self.log.once("warning", f"max_sigma is set but {self.estimator.name} predicts no "
+                                     f"sigma; depth is not masked")
+            return pred.depth
+        with np.errstate(invalid="ignore"):
+            return np.where(pred.sigma > self.params["max_sigma"], np.float32(np.nan),
+                            pred.depth).astype(np.float32)
+
+    def _calibration(self, h: int, w: int) -> CameraCalibration | None:
+        """The latest camera_info, scaled to the image (binning, downscaled drivers)."""
+        if self.calib is None or not self.params["use_camera_info"]:
+            return None
+        c = self.calib
+        if abs(c.width / c.height - w / h) > ASPECT_TOL * w / h:
+            self.log.once("warning", f"camera_info is for {c.width}x{c.height} images but the "
+                                     f"images are {w}x{h} (different aspect ratio: ROI?); "
+                                     f"scaling K per axis")
+        return cv.scale_calibration(c, h, w)
+
+    def _output_calibration(self, calib: CameraCalibration | None, size: tuple[int, int]
+                            ) -> CameraCalibration | None:
+        h, w = size
+        if calib is not None:
+            return cv.scale_calibration(calib, h, w)
+        est = self.estimator
+        assumed = est.assumed_calibration(h, w)
+        if assumed is None:
+            self.log.once("warning", "no camera_info and the checkpoint records no focal "
+                                     "length: depth/camera_info is not published")
+        else:
+            self.log.once("warning", f"no camera_info: depth/camera_info describes the "
+                                     f"training camera (fx = {est.focal_px:g} px at "
+                                     f"{est.work_size[1]} px wide, centred principal point)")
+        return assumed
+
+    def diagnostics(self) -> DiagnosticSummary:
+        """Status for diagnostic_updater: rate, latency, dropped frames, model, device."""
+        summary = self.stats.summary("mono depth")
+        summary.values.update(model=self.estimator.name, device=str(self.estimator.device),
+                              camera_info="received" if self.calib is not None else "none")
+        return summary

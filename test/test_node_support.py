@@ -1,0 +1,82 @@
+"""Frame statistics and log throttling of the node cores: rates and latencies by hand, drops
+age out of the warning, repeated lines are throttled, and every severity has its own call site
+(rclpy's logger raises when one call site changes severity)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from depth_kd_ros.frame_stats import LOG_REPEAT_S, OK, WARN, FrameStats, ThrottledLog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class RclpyRuleLogger:
+    """Records lines and enforces rclpy's rule: one severity per calling line."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.sites: dict[tuple[str, int], str] = {}
+
+    def _log(self, severity: str, text: str) -> None:
+        caller = inspect.currentframe().f_back.f_back
+        site = (caller.f_code.co_filename, caller.f_lineno)
+        if self.sites.setdefault(site, severity) != severity:
+            raise ValueError("Logger severity cannot be changed between calls.")
+        self.lines.append((severity, text))
+
+    def info(self, text: str) -> None:
+        self._log("info", text)
+
+    def warning(self, text: str) -> None:
+        self._log("warning", text)
+
+    def error(self, text: str) -> None:
+        self._log("error", text)
+
+
+def test_rate_latency_and_drop_window():
+    clock = Clock()
+    stats = FrameStats(window=4, clock=clock)
+    assert stats.summary("x").level == WARN  # nothing yet
+    for k in range(6):  # 20 Hz, latencies 10..60 ms
+        clock.t = 0.05 * k
+        stats.record(10.0 * (k + 1), 5.0, age_ms=30.0)
+    s = stats.summary("x")
+    assert s.level == OK and float(s.values["rate_hz"]) == pytest.approx(20.0)
+    assert float(s.values["latency_ms_mean"]) == pytest.approx(45.0)  # last 4: 30..60
+    assert float(s.values["latency_ms_max"]) == pytest.approx(60.0)
+    stats.drop("field 'step' is 3")
+    s = stats.summary("x", horizon_s=10.0)
+    assert s.level == WARN and "field 'step' is 3" in s.message
+    clock.t += 11.0
+    assert stats.summary("x", horizon_s=10.0).level == OK  # the drop aged out
+    assert stats.summary("x").values["frames_dropped"] == "1"
+
+
+def test_throttled_log_repeats_after_the_interval_and_once_is_once():
+    clock, log = Clock(), RclpyRuleLogger()
+    throttled = ThrottledLog(log, clock)
+    assert throttled("warning", "bad frame") and not throttled("warning", "bad frame")
+    assert throttled("warning", "another bad frame")
+    clock.t = LOG_REPEAT_S + 0.1
+    assert throttled("warning", "bad frame")
+    assert throttled.once("info", "note") and not throttled.once("info", "note")
+    assert [t for _, t in log.lines] == ["bad frame", "another bad frame", "bad frame", "note"]
+
+
+def test_each_severity_has_its_own_call_site():
+    log = RclpyRuleLogger()
+    throttled = ThrottledLog(log, Clock())
+    for level in ("warning", "error", "info", "warning", "error"):
+        throttled(level, f"{level} line")  # raises ValueError if one line served two levels
+        throttled.once(level, f"{level} once")
+    assert {s for s, _ in log.lines} == {"info", "warning", "error"}
