@@ -44,7 +44,7 @@ from depth_kd_core.fileio import atomic_path, atomic_write_text
 from depth_kd_core.metrics import average_metrics, depth_metrics, uncertainty_metrics
 from depth_kd_core.models.registry import create_model
 from depth_kd_core.training.distributed import pick_device
-from depth_kd_core.training.logging import colorize, colorize_depth, to_rgb_u8
+from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
 
 
 @dataclass
@@ -149,8 +149,8 @@ def _grid(batch: dict, b: int, depth: torch.Tensor, sigma, max_depth: float) -> 
     gt = batch["depth_gt"][b, 0].numpy()
     pred = depth[b, 0].numpy()
     err = np.where(gt > 0, np.abs(pred - gt), np.nan)
-    panels = [to_rgb_u8(batch["left"][b]), colorize_depth(pred, max_depth),
-              colorize_depth(gt, max_depth), colorize(err, 0.0, max(np.nanpercentile(err, 95)
+    panels = [to_rgb_u8(batch["left"][b]), colorize_depth(pred, max_depth=max_depth),
+              colorize_depth(gt, max_depth=max_depth), colorize(err, 0.0, max(np.nanpercentile(err, 95)
                                                                     if np.isfinite(err).any()
                                                                     else 1.0, 1e-3))]
     if sigma is not None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,15 +46,12 @@ from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
-from depth_kd_core.training.logging import colorize
+from depth_kd_core.visualize import COLORMAPS
+from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
 MIN_WEIGHT = 0.5  # an output pixel is valid when >= half of its interpolation weight is valid
-COLORMAPS = {"turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET,
-             "viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO,
-             "magma": cv2.COLORMAP_MAGMA, "plasma": cv2.COLORMAP_PLASMA,
-             "bone": cv2.COLORMAP_BONE, "rainbow": cv2.COLORMAP_RAINBOW}
 
 
 @dataclass
@@ -130,21 +126,9 @@ def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = "turbo") -> np.ndarray:
-    """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range.
-
-    Inverse depth is mapped linearly between 1/max_depth and 1/min_depth (near = the hot end
-    of the map) so nearby structure gets most of the colour range; invalid pixels are black.
-    """
-    if colormap not in COLORMAPS:
-        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
-                          f"{', '.join(COLORMAPS)}")
-    if not 0 < min_depth < max_depth:
-        raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
-                          f"{max_depth}")
-    valid = np.isfinite(depth) & (depth > 0)
-    inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
-    rgb = colorize(inv, 1.0 / max_depth, 1.0 / min_depth, COLORMAPS[colormap], invalid=~valid)
-    return np.ascontiguousarray(rgb[..., ::-1])
+    """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
+    messages): :func:`depth_kd_core.visualize.colorize_depth` in OpenCV channel order."""
+    return np.ascontiguousarray(colorize_depth_rgb(depth, min_depth, max_depth, colormap)[..., ::-1])
 
 
 class _EstimatorBase:

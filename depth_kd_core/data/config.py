@@ -36,6 +36,9 @@ class SyntheticSourceCfg:
     val_scenes: int = 16
     gt: Literal["dense", "lidar"] = "lidar"  # supervision: sparse LiDAR (KITTI-like) or dense
     noise_std: float = 0.0  # pixel noise, 0-255 units
+    # stereo baseline of the rig, metres (KITTI: 0.54). At a fraction of KITTI's resolution a
+    # wider rig gives stereo its full-resolution disparities back (pixels scale with W * B).
+    baseline: float = 0.54
     cache: bool = True  # keep rendered training frames in memory after the first epoch
 
 

@@ -192,11 +192,11 @@ def _synthetic(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
 
     def make(seed: int, n: int, gt: str) -> Dataset:
         args = (seed, n, *load_size(cfg), gt, bool(needs & {"prev", "next"}),
-                "semantics" in needs, src.noise_std)
+                "semantics" in needs, src.noise_std, src.baseline)
         if src.cache and args in _SYNTHETIC_CACHES:  # e.g. several trainings in one process
             return _SYNTHETIC_CACHES[args]
         ds = SyntheticStereoDataset(*args[:4], gt=gt, sequence=args[5], semantics=args[6],
-                                    noise_std=src.noise_std)
+                                    noise_std=src.noise_std, baseline=src.baseline)
         if not src.cache:
             return ds
         return _SYNTHETIC_CACHES.setdefault(args, CachedDataset(ds))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from depth_kd_core.training.logging import colorize, colorize_depth, image_grid, to_rgb_u8
+from depth_kd_core.visualize import colorize, colorize_depth, image_grid, to_rgb_u8
 
 
 def _depth_panel(depth: torch.Tensor, max_depth: float) -> np.ndarray:
-    return colorize_depth(depth[0].detach().float().cpu().numpy(), max_depth)
+    return colorize_depth(depth[0].detach().float().cpu().numpy(), max_depth=max_depth)
 
 
 def validation_grid(recipe, batch: dict, out: dict) -> np.ndarray:
