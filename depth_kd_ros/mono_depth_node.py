@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
 from diagnostic_updater import Updater
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from depth_kd_core.errors import DepthKDError
 from depth_kd_ros.conversions import ros2_message_types
 from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, MONO_PARAMS,
                                           UNCERTAINTY, MonoDepthCore)
 from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, declare_parameters,
-                                     fill_status, forward_parameter_changes, topic_label)
+                                     fill_status, forward_parameter_changes, spin,
+                                     topic_label)
 
 OUTPUT_TYPES = {DEPTH: Image, DEPTH_INFO: CameraInfo, UNCERTAINTY: Image, COLORIZED: Image}
 
@@ -64,21 +62,7 @@ class MonoDepthNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run depth_kd_ros mono_depth_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = MonoDepthNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except DepthKDError as exc:  # bad checkpoint/parameters: say why and exit non-zero
-        print(f"mono_depth_node: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(MonoDepthNode, "mono_depth_node", args)
 
 
 if __name__ == "__main__":

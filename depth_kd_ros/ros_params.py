@@ -6,12 +6,16 @@ Imports rclpy: used only by ``mono_depth_node`` and ``stereo_compare_node``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import rclpy
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_system_default)
@@ -81,3 +85,23 @@ def fill_status(stat: Any, summary: DiagnosticSummary) -> Any:
     for key, value in summary.values.items():
         stat.add(key, value)
     return stat
+
+
+def spin(node_class: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
+    """Run one node until shutdown; 0 on a clean stop or Ctrl-C, 1 (with the reason on stderr)
+    when the node cannot start from its checkpoint or parameters."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except DepthKDError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

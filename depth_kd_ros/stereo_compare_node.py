@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
 from diagnostic_updater import Updater
 from message_filters import ApproximateTimeSynchronizer, Subscriber
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray
 
-from depth_kd_core.errors import DepthKDError
 from depth_kd_ros.conversions import ros2_message_types
 from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, declare_parameters,
-                                     fill_status, forward_parameter_changes, topic_label)
+                                     fill_status, forward_parameter_changes, spin,
+                                     topic_label)
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STEREO_PARAMS, STUDENT,
                                               TEACHER, StereoCompareCore)
 
@@ -71,21 +69,7 @@ class StereoCompareNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run depth_kd_ros stereo_compare_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = StereoCompareNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except DepthKDError as exc:  # bad checkpoint/parameters: say why and exit non-zero
-        print(f"stereo_compare_node: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(StereoCompareNode, "stereo_compare_node", args)
 
 
 if __name__ == "__main__":
