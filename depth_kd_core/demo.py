@@ -37,7 +37,7 @@ SGBM = ["model.num_disparities=64", "model.block_size=5"]
 
 
 def _bag_data(path: Path, val_path: Path | None, depth_topic: str) -> list[str]:
-    args = [f"data.source=rosbag", f"data.rosbag.path={path}", f"data.height={HEIGHT}",
+    args = ["data.source=rosbag", f"data.rosbag.path={path}", f"data.height={HEIGHT}",
             f"data.width={WIDTH}", f"data.rosbag.depth_topic={depth_topic}"]
     return args + ([f"data.rosbag.val_path={val_path}"] if val_path else [])
 

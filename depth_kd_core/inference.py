@@ -46,7 +46,7 @@ from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
-from depth_kd_core.visualize import COLORMAPS
+from depth_kd_core.visualize import COLORMAPS  # noqa: F401  (re-exported for the nodes)
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 
 LOG = logging.getLogger(__name__)

@@ -109,7 +109,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_two_process_torchrun_ends_with_identical_weights(tmp_path):
     student, _ = default_models("supervised")
-    args = [f"recipe.name=supervised", f"trainer.out_dir={tmp_path}", "trainer.max_steps=4",
+    args = ["recipe.name=supervised", f"trainer.out_dir={tmp_path}", "trainer.max_steps=4",
             *TINY_DATA, *overrides("model", student), "trainer.device=cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from depth_kd_core.models.segmentation import IGNORE_INDEX
