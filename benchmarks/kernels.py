@@ -1,6 +1,6 @@
 """Time and peak memory of every custom-op implementation at DACNN sizes (issue 4).
 
-    python -m benchmarks.kernels [--quick] [--device cpu|cuda] [--impls reference chunked triton]
+    python -m benchmarks.kernels [--quick] [--device cpu|cuda] [--impls reference chunked taps triton]
 
 Sizes: batch 4, C = C' in {64, 256}, feature maps at 1/8 and 1/4 of 352x1216 (44x152, 88x304),
 guidance G = 4, dilation 6; correlation with D = 24 at 1/8 scale. ``--quick`` uses smaller
@@ -75,8 +75,8 @@ def cases(quick: bool, impls: list[str]) -> list[Case]:
         for size in sizes:
             for backward in (False, True):
                 for impl in impls:
-                    if op == "corr" and impl == "chunked":
-                        continue  # correlation has no chunked path
+                    if op == "corr" and impl in ("chunked", "taps"):
+                        continue  # correlation has no chunked or taps path
                     rows.append(Case(op, *size, backward, impl))
     return rows
 
@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.chunk_mib is not None:
         dac.DEFAULT_CHUNK_BYTES = int(args.chunk_mib * 2**20)
-    default = ["reference", "chunked", "triton"] if args.device == "cuda" else ["reference",
-                                                                                 "chunked"]
+    default = ["reference", "chunked", "taps"] + (["triton"] if args.device == "cuda" else [])
     impls = args.impls or default
     print(f"device: {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
