@@ -237,3 +237,31 @@ def test_stereo_node_wiring(ros, ckpt, monkeypatch):
     sent = node.pubs["metrics"].sent
     assert len(sent) == 1 and sent[0].layout.dim[0].label == "abs_rel,rmse,delta1,frames"
     assert not node.pubs["teacher/depth"].sent  # nobody subscribed
+
+
+def test_spin_exits_1_naming_the_node_on_a_bad_checkpoint_and_always_shuts_down(ros, capsys):
+    import rclpy
+
+    from depth_kd_core.errors import CheckpointError
+    from depth_kd_ros.ros_params import spin
+
+    calls = []
+    rclpy.try_shutdown = lambda: calls.append("shutdown")
+
+    def bad_node():
+        raise CheckpointError("checkpoint /x.pt: not found")
+
+    assert spin(bad_node, "mono_depth_node") == 1
+    assert "mono_depth_node: checkpoint /x.pt: not found" in capsys.readouterr().err
+    assert calls == ["shutdown"]
+
+    class Node:
+        def destroy_node(self):
+            calls.append("destroyed")
+
+    def interrupted(node):
+        raise KeyboardInterrupt
+
+    rclpy.spin = interrupted
+    assert spin(Node, "stereo_compare_node") == 0  # Ctrl-C is a clean stop
+    assert calls == ["shutdown", "destroyed", "shutdown"]
