@@ -36,6 +36,15 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert [r["method"] for r in results] == ["tie_kd", "sdfa_net"]  # in the order asked
     for r in results:
-        assert {"kd", "nokd"} <= set(r) and r["kd"]["images"] == 4
+        assert {"kd", "nokd"} <= set(r)
+        assert r["kd"]["none"]["images"] == r["kd"]["garg"]["images"] == 4  # both protocols
     assert "teacher" in results[0] and "teacher" not in results[1]  # SDFA teaches itself
-    assert "gap closed" in (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text()
+    assert "gap closed" in md and "whole frame" in md and "Garg crop" in md
+    assert (tmp_path / "dacnn/teacher/checkpoints/last.pt").exists()  # TIE-KD's dense teacher
+
+    again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
+    assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
+                              "--reuse-teachers", str(tmp_path)]) == 0
+    log = json.loads((again / "results.json").read_text())["log"]
+    assert any("reused" in line for line in log) and not (again / "dacnn").exists()
