@@ -10,7 +10,7 @@
 
 Everything lands in ``--out`` (default outputs/demo): bags, the run folder (checkpoints,
 config.yaml, git_sha.txt, TensorBoard logs in tb/), eval/ (CSV, JSON, PNG grids) and
-metrics.md. Takes about 5-8 minutes on 2 CPU cores; ``--steps`` trades time for accuracy.
+metrics.md. Takes about 7 minutes on 2 CPU cores; ``--steps`` trades time for accuracy.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/demo", help="output folder")
-    parser.add_argument("--steps", type=int, default=600, help="student training steps")
+    parser.add_argument("--steps", type=int, default=300, help="student training steps")
     parser.add_argument("--train-frames", type=int, default=240, help="frames in the drive")
     parser.add_argument("--test-frames", type=int, default=40, help="held-out test frames")
     args = parser.parse_args(argv)
