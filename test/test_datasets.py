@@ -161,3 +161,13 @@ def test_resize_then_crop_keeps_focal_and_shifts_the_principal_point():
     assert train[0]["left"].shape == (3, 32, 64)  # random crop in training
     with pytest.raises(DataError, match="smaller than the crop"):
         build_datasets(DataCfg(height=64, width=64, resize_height=32, resize_width=192), set())
+
+
+def test_synthetic_baseline_option_sets_the_rig_and_is_part_of_the_cache_key():
+    kitti = build_datasets(_cfg(augment={"enabled": False}), {"right"})[1][0]
+    wide = build_datasets(_cfg(augment={"enabled": False}, synthetic={
+        "scenes": 3, "val_scenes": 2, "baseline": 1.5}), {"right"})[1][0]
+    assert float(kitti["baseline"]) == pytest.approx(0.54)
+    assert float(wide["baseline"]) == pytest.approx(1.5)
+    torch.testing.assert_close(wide["left"], kitti["left"])  # same scene, same left camera
+    assert not torch.allclose(wide["right"], kitti["right"])  # a wider rig sees another view
