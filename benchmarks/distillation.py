@@ -10,10 +10,11 @@ student without KD (its no-KD twin: same architecture, same steps, same data) an
 and evaluate all on the test scenes against dense ground truth, 0-80 m: over the whole frame
 (the primary table: the synthetic world has ground truth everywhere, and a robot uses every
 pixel) and inside the Garg crop (the KITTI Eigen protocol's region, the rows the training LiDAR
-covers). Training supervision is KITTI-like sparse LiDAR. Prints a table (teacher / no-KD / KD: AbsRel, SqRel, RMSE, delta1),
-the gap closed (no-KD - KD) / (no-KD - teacher) where the teacher predicts depth, and
-Spearman rho(sigma, |error|) for the students that output sigma; writes results.json and
-results.md into --out.
+covers). Training supervision is KITTI-like sparse LiDAR. Prints a table per protocol
+(teacher / no-KD / KD: AbsRel, SqRel, RMSE, delta1), the gap closed
+(no-KD - KD) / (no-KD - teacher) where the teacher predicts depth, and Spearman
+rho(sigma, |error|) for the students that output sigma; writes results.json and results.md
+into --out (results.json after every method).
 """
 
 from __future__ import annotations
@@ -189,28 +190,32 @@ def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
                            progress=False)["summary"] for crop in CROPS}
 
 
+def teacher_owner(name: str) -> tuple[str, Method]:
+    """The method whose teacher ``name`` distils from (itself unless ``teacher_from``)."""
+    owner = METHODS[name].teacher_from or name
+    return owner, METHODS[owner]
+
+
 def teacher_checkpoint(name: str, profile: Profile, out: Path, teachers: dict,
                        log: list[str], reuse: Path | None) -> Path | None:
     """The trained teacher of method ``name`` (None if it has none): trained once per run into
-    ``out/name/teacher``, or taken from an earlier run's folder ``reuse`` with the same profile."""
-    m = METHODS[name]
-    if m.teacher_from:
-        return teacher_checkpoint(m.teacher_from, profile, out, teachers, log, reuse)
+    ``out/<owner>/teacher``, or taken from an earlier run's folder ``reuse`` (same profile)."""
+    owner, m = teacher_owner(name)
     if m.teacher_recipe is None:
         return None
-    if name not in teachers:
-        earlier = reuse / name / "teacher" / "checkpoints" / "last.pt" if reuse else None
+    if owner not in teachers:
+        earlier = reuse / owner / "teacher" / "checkpoints" / "last.pt" if reuse else None
         if earlier is not None and earlier.exists():
             log.append(f"{m.teacher_recipe} ({m.teacher_model}): reused {earlier}")
             print(log[-1], flush=True)
-            teachers[name] = earlier
+            teachers[owner] = earlier
         else:
             steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
-            teachers[name] = train(m.teacher_recipe,
-                                   [*_common(profile, out / name / "teacher", steps, 1),
-                                    *_section("model", m.teacher_model, profile),
-                                    *m.teacher_extra], log)
-    return teachers[name]
+            teachers[owner] = train(m.teacher_recipe,
+                                    [*_common(profile, out / owner / "teacher", steps, 1),
+                                     *_section("model", m.teacher_model, profile),
+                                     *m.teacher_extra], log)
+    return teachers[owner]
 
 
 def run_method(name: str, profile: Profile, out: Path, teachers: dict, log: list[str],
@@ -219,8 +224,7 @@ def run_method(name: str, profile: Profile, out: Path, teachers: dict, log: list
     steps = profile.student_steps
     result: dict = {"method": name}
     teacher_ckpt = teacher_checkpoint(name, profile, out, teachers, log, reuse)
-    owner = METHODS[m.teacher_from] if m.teacher_from else m
-    if teacher_ckpt is not None and owner.teacher_recipe != "segmentation":  # depth teachers
+    if teacher_ckpt is not None and teacher_owner(name)[1].teacher_recipe != "segmentation":
         result["teacher"] = score(teacher_ckpt, profile, out / name / "eval_teacher")
     student = _section("model", m.student, profile)
     if m.student == "monodepth_student":

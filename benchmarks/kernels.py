@@ -1,6 +1,7 @@
 """Time and peak memory of every custom-op implementation at DACNN sizes (issue 4).
 
-    python -m benchmarks.kernels [--quick] [--device cpu|cuda] [--impls reference chunked taps triton]
+    python -m benchmarks.kernels [--quick] [--device cpu|cuda]
+                                 [--impls reference chunked taps triton]
 
 Sizes: batch 4, C = C' in {64, 256}, feature maps at 1/8 and 1/4 of 352x1216 (44x152, 88x304),
 guidance G = 4, dilation 6; correlation with D = 24 at 1/8 scale. ``--quick`` uses smaller

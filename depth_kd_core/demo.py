@@ -36,10 +36,9 @@ STUDENT = ["model.encoder=mobilenetv2_100", "model.decoder_channels=[16,32,64,96
 SGBM = ["model.num_disparities=64", "model.block_size=5"]
 
 
-def _bag_data(path: Path, val_path: Path | None, depth_topic: str) -> list[str]:
-    args = ["data.source=rosbag", f"data.rosbag.path={path}", f"data.height={HEIGHT}",
+def _bag_data(path: Path, depth_topic: str) -> list[str]:
+    return ["data.source=rosbag", f"data.rosbag.path={path}", f"data.height={HEIGHT}",
             f"data.width={WIDTH}", f"data.rosbag.depth_topic={depth_topic}"]
-    return args + ([f"data.rosbag.val_path={val_path}"] if val_path else [])
 
 
 def _train(overrides: list[str]) -> Path:
@@ -99,13 +98,13 @@ def _run(args, out: Path) -> dict:
                         with_depth=True, frames_per_scene=4, progress=True)
     print("[2/5] teacher: OpenCV SGBM on the stereo pairs (no training)", flush=True)
     teacher = _train(["recipe.name=sgbm", f"trainer.out_dir={out / 'runs' / 'sgbm_teacher'}",
-                      *SGBM, *_bag_data(train_bag, None, TOPICS.lidar)])
+                      *SGBM, *_bag_data(train_bag, TOPICS.lidar)])
     print(f"[3/5] distilling a monocular student with TIE-KD ({args.steps} steps)", flush=True)
     student = _train(["recipe.name=tie_kd", f"recipe.teacher_checkpoint={teacher}",
                       f"trainer.out_dir={out / 'runs' / 'tie_kd_student'}",
                       f"trainer.max_steps={args.steps}", "trainer.val_every_epochs=1000",
                       "data.batch_size=4", "optim.lr=5e-4", "optim.schedule=poly", *STUDENT,
-                      *_bag_data(train_bag, None, TOPICS.lidar)])
+                      *_bag_data(train_bag, TOPICS.lidar)])
     print("[4/5] evaluating on the held-out test drive", flush=True)
     metrics = {"TIE-KD student (monocular)": _evaluate(str(student), str(teacher), test_bag,
                                                         out / "eval" / "student"),

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint (or a classical teacher) on a dataset: ``python -m depth_kd_core.evaluate``.
+"""Evaluate a checkpoint (or a classical teacher) on a dataset: python -m depth_kd_core.evaluate
 
     python -m depth_kd_core.evaluate --checkpoint runs/x/checkpoints/best.pt
     python -m depth_kd_core.evaluate --checkpoint student.pt --teacher teacher.pt \\
@@ -10,8 +10,9 @@ input size (intrinsics follow), predicted, and the depth resized back. Metrics c
 ``depth_kd_core.metrics`` (Eigen and KITTI-benchmark sets, optional Garg/Eigen crop, 80 m cap);
 relative-scale models (self-supervised monocular) are median-scaled per image, metric ones are
 not. Pixels a model leaves without depth (SGBM holes) are not scored; ``coverage`` reports
-the fraction of ground-truth pixels that got a prediction. With ``--teacher`` the student is also scored against the teacher's depth (agreement,
-TIE-KD Table II). Models with sigma get Spearman rho(sigma, |error|) and AUSE.
+the fraction of ground-truth pixels that got a prediction. With ``--teacher`` the student is
+also scored against the teacher's depth (agreement, TIE-KD Table II). Models with sigma get
+Spearman rho(sigma, |error|) and AUSE.
 
 Outputs in ``eval.out_dir``: per_image.csv, summary.json, and grid_XXXXX.png (input, depth,
 ground truth, error, sigma) every ``eval.grid_every`` images.
@@ -149,10 +150,9 @@ def _grid(batch: dict, b: int, depth: torch.Tensor, sigma, max_depth: float) -> 
     gt = batch["depth_gt"][b, 0].numpy()
     pred = depth[b, 0].numpy()
     err = np.where(gt > 0, np.abs(pred - gt), np.nan)
+    err_max = max(np.nanpercentile(err, 95) if np.isfinite(err).any() else 1.0, 1e-3)
     panels = [to_rgb_u8(batch["left"][b]), colorize_depth(pred, max_depth=max_depth),
-              colorize_depth(gt, max_depth=max_depth), colorize(err, 0.0, max(np.nanpercentile(err, 95)
-                                                                    if np.isfinite(err).any()
-                                                                    else 1.0, 1e-3))]
+              colorize_depth(gt, max_depth=max_depth), colorize(err, 0.0, err_max)]
     if sigma is not None:
         s = sigma[b, 0].numpy()
         panels.append(colorize(s, 0.0, float(np.percentile(s, 99)) + 1e-6))

@@ -128,7 +128,8 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = "turbo") -> np.ndarray:
     """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
     messages): :func:`depth_kd_core.visualize.colorize_depth` in OpenCV channel order."""
-    return np.ascontiguousarray(colorize_depth_rgb(depth, min_depth, max_depth, colormap)[..., ::-1])
+    rgb = colorize_depth_rgb(depth, min_depth, max_depth, colormap)
+    return np.ascontiguousarray(rgb[..., ::-1])
 
 
 class _EstimatorBase:
