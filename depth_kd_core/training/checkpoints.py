@@ -33,7 +33,10 @@ class CheckpointManager:
         path = save_checkpoint(self.dir / f"step_{step:08d}.pt", payload)
         with atomic_path(self.last) as tmp:
             shutil.copyfile(path, tmp)
-        for old in sorted(self.dir.glob("step_*.pt"))[:-self.keep_last]:
+        # rotate among this run's earlier steps only: a later-numbered file left by another run
+        # in the same folder is neither counted nor deleted, and the new file always survives
+        earlier = sorted(p for p in self.dir.glob("step_*.pt") if p.name < path.name)
+        for old in earlier[:max(len(earlier) - (self.keep_last - 1), 0)]:
             old.unlink()
         value = payload.get("metrics", {}).get(self.best_key)
         if value is not None and self.is_better(value):
