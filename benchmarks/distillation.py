@@ -23,9 +23,14 @@ import argparse
 import dataclasses
 import json
 import sys
+import multiprocessing as mp
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
@@ -52,6 +57,7 @@ class Profile:
     lr: float
     models: dict[str, list[str]] = field(default_factory=dict)  # model name -> overrides
     recipe: dict[str, list[str]] = field(default_factory=dict)  # recipe -> extra overrides
+    method_lr: dict[str, float] = field(default_factory=dict)  # method -> its students' lr
 
 
 SMALL_MODELS = {
@@ -90,7 +96,11 @@ PROFILES = {
     "small": Profile(height=64, width=192, train_scenes=384, test_scenes=48, batch_size=4,
                      teacher_steps={"stereo_corr_teacher": 700, "stereo_concat_teacher": 4000,
                                     "segmentation_teacher": 400},
-                     student_steps=500, lr=5e-4, models=SMALL_MODELS),
+                     student_steps=500, lr=5e-4, models=SMALL_MODELS,
+                     # SDFA's disparity-volume softmax collapses onto one level within 10
+                     # steps at 5e-4 and stays there (constant disparity); at its paper's
+                     # 1e-4 it does not (benchmarks/RESULTS.md)
+                     method_lr={"sdfa_net": 1e-4}),
     "full": Profile(height=192, width=640, train_scenes=4000, test_scenes=200, batch_size=8,
                     teacher_steps={}, student_steps=20000, lr=1e-4,
                     models={**SMALL_MODELS,
@@ -144,14 +154,16 @@ def _section(prefix: str, model: str, profile: Profile) -> list[str]:
     return [f"{prefix}.name={model}"] + [f"{prefix}.{o}" for o in profile.models.get(model, [])]
 
 
-def _common(profile: Profile, out: Path, steps: int, seed: int) -> list[str]:
+def _common(profile: Profile, out: Path, steps: int, seed: int, lr: float | None = None,
+            progress: bool = True) -> list[str]:
     return [f"data.height={profile.height}", f"data.width={profile.width}",
             f"data.synthetic.scenes={profile.train_scenes}", "data.synthetic.gt=lidar",
             "data.synthetic.val_scenes=8", f"data.batch_size={profile.batch_size}",
-            "data.augment.flip_prob=0", f"trainer.max_steps={steps}", f"optim.lr={profile.lr}",
-            "optim.schedule=poly", "optim.poly_power=0.9",
-            f"trainer.out_dir={out}", "trainer.progress=true", "trainer.val_every_epochs=1000",
-            "trainer.checkpoint_every_steps=0", "trainer.keep_last=1", f"seed={seed}"]
+            "data.augment.flip_prob=0", f"trainer.max_steps={steps}",
+            f"optim.lr={lr or profile.lr}", "optim.schedule=poly", "optim.poly_power=0.9",
+            f"trainer.out_dir={out}", f"trainer.progress={str(progress).lower()}",
+            "trainer.val_every_epochs=1000", "trainer.checkpoint_every_steps=0",
+            "trainer.keep_last=1", f"seed={seed}"]
 
 
 def train(recipe: str, overrides: list[str], log: list[str]) -> Path:
@@ -196,48 +208,131 @@ def teacher_owner(name: str) -> tuple[str, Method]:
     return owner, METHODS[owner]
 
 
-def teacher_checkpoint(name: str, profile: Profile, out: Path, teachers: dict,
-                       log: list[str], reuse: Path | None) -> Path | None:
-    """The trained teacher of method ``name`` (None if it has none): trained once per run into
-    ``out/<owner>/teacher``, or taken from an earlier run's folder ``reuse`` (same profile)."""
-    owner, m = teacher_owner(name)
-    if m.teacher_recipe is None:
-        return None
-    if owner not in teachers:
-        earlier = reuse / owner / "teacher" / "checkpoints" / "last.pt" if reuse else None
-        if earlier is not None and earlier.exists():
-            log.append(f"{m.teacher_recipe} ({m.teacher_model}): reused {earlier}")
-            print(log[-1], flush=True)
-            teachers[owner] = earlier
-        else:
-            steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
-            teachers[owner] = train(m.teacher_recipe,
-                                    [*_common(profile, out / owner / "teacher", steps, 1),
-                                     *_section("model", m.teacher_model, profile),
-                                     *m.teacher_extra], log)
-    return teachers[owner]
+def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Profile,
+        eval_out: Path | None, threads: int = 0) -> dict:
+    """One unit of work, run in this process or a pool worker: train ``recipe`` (or take
+    ``ckpt`` when recipe is None) and score the result into ``eval_out`` (None: no scoring).
+    Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets torch's intra-op threads."""
+    if threads:
+        torch.set_num_threads(threads)
+    log: list[str] = []
+    if recipe is not None:
+        ckpt = str(train(recipe, overrides, log))
+    return {"ckpt": ckpt, "log": log, "scores": score(ckpt, profile, eval_out)
+            if eval_out is not None else None}
 
 
-def run_method(name: str, profile: Profile, out: Path, teachers: dict, log: list[str],
-               reuse: Path | None = None) -> dict:
+class InlineExecutor:
+    """The executor interface for ``--jobs 1``: each job runs in this process when submitted."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to the caller through future.result()
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
+                reuse: Path | None = None, jobs: int = 1, on_result=None) -> list[dict]:
+    """Teachers, no-KD twins and KD students of ``names`` as jobs on ``jobs`` processes.
+
+    A teacher is trained (or taken from ``reuse``) once per owner and scored once; no-KD twins
+    start at once; a KD student starts when its teacher is ready. ``on_result(results)`` is
+    called with the finished methods (in the order asked) whenever a method completes.
+    Returns one result dict per method, in the order of ``names``.
+    """
+    parallel = jobs > 1
+    threads = max(1, torch.get_num_threads() // jobs) if parallel else 0
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) if parallel \
+        else InlineExecutor()
+    results = {n: {"method": n} for n in names}
+    pending: dict[Future, tuple[str, str]] = {}  # future -> (part, method or teacher owner)
+    waiting: dict[str, list[str]] = {}  # teacher owner -> methods whose KD student waits
+
+    def submit(part: str, name: str, recipe: str | None, overrides: list[str],
+               ckpt: str | None, eval_out: Path | None) -> None:
+        pending[pool.submit(job, recipe, overrides, ckpt, profile, eval_out, threads)] = \
+            (part, name)
+
+    def submit_kd(name: str, teacher_ckpt: str | None) -> None:
+        m, steps = METHODS[name], profile.student_steps
+        kd = [*_common(profile, out / name / "kd", steps, 0, profile.method_lr.get(name),
+                       not parallel), *_student(name, profile), *m.kd_extra]
+        if teacher_ckpt is not None:
+            kd.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
+        if name == "sdfa_net":  # self-distillation from the second half of training on
+            kd.append(f"recipe.distill_from_step={steps // 2}")
+        submit("kd", name, m.kd_recipe, kd, None, out / name / "eval_kd")
+
+    for name in names:  # teachers first: they gate the KD students
+        owner, m = teacher_owner(name)
+        if m.teacher_recipe is None:
+            continue
+        if owner not in waiting:
+            waiting[owner] = []
+            scored = out / owner / "eval_teacher" if m.teacher_recipe != "segmentation" \
+                else None
+            earlier = reuse / owner / "teacher" / "checkpoints" / "last.pt" if reuse else None
+            if earlier is not None and earlier.exists():
+                log.append(f"{m.teacher_recipe} ({m.teacher_model}): reused {earlier}")
+                print(log[-1], flush=True)
+                submit("teacher", owner, None, [], str(earlier), scored)
+            else:
+                steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
+                submit("teacher", owner, m.teacher_recipe,
+                       [*_common(profile, out / owner / "teacher", steps, 1,
+                                 progress=not parallel),
+                        *_section("model", m.teacher_model, profile), *m.teacher_extra],
+                       None, scored)
+        waiting[owner].append(name)
+    for name in names:
+        m = METHODS[name]
+        submit("nokd", name, m.nokd_recipe,
+               [*_common(profile, out / name / "nokd", profile.student_steps, 0,
+                         profile.method_lr.get(name), not parallel),
+                *_student(name, profile), *m.nokd_extra], None, out / name / "eval_nokd")
+        if teacher_owner(name)[1].teacher_recipe is None:
+            submit_kd(name, None)
+
+    def complete(r: dict) -> bool:
+        return "kd" in r and "nokd" in r and (
+            teacher_owner(r["method"])[1].teacher_recipe is None or "teacher_done" in r)
+
+    try:
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                part, name = pending.pop(future)
+                outcome = future.result()
+                log.extend(outcome["log"])  # the job printed its lines as it finished
+                if part == "teacher":
+                    for waiter in waiting[name]:
+                        results[waiter]["teacher_done"] = True
+                        if outcome["scores"] is not None:
+                            results[waiter]["teacher"] = outcome["scores"]
+                        submit_kd(waiter, outcome["ckpt"])
+                else:
+                    results[name][part] = outcome["scores"]
+                if on_result is not None and any(complete(results[n]) for n in names):
+                    on_result([_public(results[n]) for n in names if complete(results[n])])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [_public(results[n]) for n in names]
+
+
+def _public(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k != "teacher_done"}
+
+
+def _student(name: str, profile: Profile) -> list[str]:
     m = METHODS[name]
-    steps = profile.student_steps
-    result: dict = {"method": name}
-    teacher_ckpt = teacher_checkpoint(name, profile, out, teachers, log, reuse)
-    if teacher_ckpt is not None and teacher_owner(name)[1].teacher_recipe != "segmentation":
-        result["teacher"] = score(teacher_ckpt, profile, out / name / "eval_teacher")
     student = _section("model", m.student, profile)
-    if m.student == "monodepth_student":
-        student += _pose_encoder(profile)
-    kd = [*_common(profile, out / name / "kd", steps, 0), *student, *m.kd_extra]
-    if teacher_ckpt is not None:
-        kd.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
-    if name == "sdfa_net":  # self-distillation from the second half of training on
-        kd.append(f"recipe.distill_from_step={steps // 2}")
-    nokd = [*_common(profile, out / name / "nokd", steps, 0), *student, *m.nokd_extra]
-    result["kd"] = score(train(m.kd_recipe, kd, log), profile, out / name / "eval_kd")
-    result["nokd"] = score(train(m.nokd_recipe, nokd, log), profile, out / name / "eval_nokd")
-    return result
+    return student + (_pose_encoder(profile) if m.student == "monodepth_student" else [])
 
 
 def gap_closed(r: dict, crop: str) -> float | None:
@@ -262,8 +357,10 @@ def _gap(r: dict, crop: str) -> str:
 CROP_TITLES = {"none": "whole frame", "garg": "Garg crop"}
 
 
-def report(results: list[dict], profile_name: str, command: str, minutes: float) -> str:
-    lines = [f"Command: `{command}` (profile `{profile_name}`, {minutes:.0f} min)"]
+def report(results: list[dict], profile_name: str, command: str, minutes: float,
+           jobs: int = 1) -> str:
+    lines = [f"Command: `{command}` (profile `{profile_name}`, {jobs} job(s) at a time, "
+             f"{minutes:.0f} min)"]
     for crop in CROPS:
         lines += ["", f"AbsRel / SqRel / RMSE / δ1 on the held-out scenes, dense ground truth, "
                   f"0-80 m, **{CROP_TITLES[crop]}**.", "",
@@ -283,6 +380,14 @@ def report(results: list[dict], profile_name: str, command: str, minutes: float)
     return "\n".join(lines)
 
 
+def default_jobs() -> int:
+    """Two single-threaded trainings beat one two-threaded one on a small CPU (the small
+    profile's convolutions are too small to keep two threads busy); one job on a GPU."""
+    if torch.cuda.is_available():
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
@@ -292,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="override the profile's student steps (pilots)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="trainings run at once, each in its own process with an equal "
+                        "share of the CPU threads (default: 2 on a CPU with >= 2 cores, 1 on a "
+                        "GPU); results are the same kind, not bit-identical, across values")
     parser.add_argument("--reuse-teachers", metavar="DIR", default=None,
                         help="take trained teachers from an earlier run's --out folder (same "
                         "profile) instead of training them again")
@@ -299,17 +408,20 @@ def main(argv: list[str] | None = None) -> int:
     profile, out = PROFILES[args.profile], Path(args.out)
     if args.steps:
         profile = dataclasses.replace(profile, student_steps=args.steps)
-    start, teachers, log, results = time.time(), {}, [], []
+    start, log = time.time(), []
     reuse = Path(args.reuse_teachers) if args.reuse_teachers else None
-    for name in args.methods:
-        results.append(run_method(name, profile, out, teachers, log, reuse))
-        out.mkdir(parents=True, exist_ok=True)  # partial results survive an interrupted run
-        atomic_write_text(out / "results.json", json.dumps({"results": results, "log": log},
+
+    def save_partial(done: list[dict]) -> None:  # partial results survive an interrupted run
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "results.json", json.dumps({"results": done, "log": log},
                                                            indent=2, default=str) + "\n")
+
+    jobs = args.jobs or default_jobs()
+    results = run_methods(args.methods, profile, out, log, reuse, jobs, save_partial)
     minutes = (time.time() - start) / 60
     command = "python -m benchmarks.distillation " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])
-    table = report(results, args.profile, command, minutes)
+    table = report(results, args.profile, command, minutes, jobs)
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps({"results": results, "log": log},

@@ -32,7 +32,7 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     from benchmarks import distillation
 
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "sdfa_net",
-                              "--out", str(tmp_path)]) == 0
+                              "--out", str(tmp_path), "--jobs", "2"]) == 0  # two processes
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert [r["method"] for r in results] == ["tie_kd", "sdfa_net"]  # in the order asked
     for r in results:
@@ -45,6 +45,9 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
 
     again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
-                              "--reuse-teachers", str(tmp_path)]) == 0
-    log = json.loads((again / "results.json").read_text())["log"]
-    assert any("reused" in line for line in log) and not (again / "dacnn").exists()
+                              "--reuse-teachers", str(tmp_path), "--jobs", "1"]) == 0
+    second = json.loads((again / "results.json").read_text())
+    assert any("reused" in line for line in second["log"])
+    assert not (again / "dacnn" / "teacher").exists()  # not trained again
+    rescored = second["results"][0]["teacher"]["none"]["abs_rel"]  # the same teacher, rescored
+    assert rescored == pytest.approx(results[0]["teacher"]["none"]["abs_rel"], rel=1e-6)
