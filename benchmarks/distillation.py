@@ -1,6 +1,6 @@
 """Does distillation work? Each method's student with KD against the same student without KD.
 
-    python -m benchmarks.distillation --profile small            # all five, ~90 min on 2 cores
+    python -m benchmarks.distillation --profile small            # all five, ~70 min on 2 cores
     python -m benchmarks.distillation --profile full             # meant for a GPU
     python -m benchmarks.distillation --methods tie_kd --out runs/bench
 
@@ -14,7 +14,9 @@ covers). Training supervision is KITTI-like sparse LiDAR. Prints a table per pro
 (teacher / no-KD / KD: AbsRel, SqRel, RMSE, delta1), the gap closed
 (no-KD - KD) / (no-KD - teacher) where the teacher predicts depth, and Spearman
 rho(sigma, |error|) for the students that output sigma; writes results.json and results.md
-into --out (results.json after every method).
+into --out (results.json after every method). Trainings run as jobs on a process pool
+(--jobs): a teacher is trained once, no-KD twins start at once, a KD student when its teacher
+is ready.
 """
 
 from __future__ import annotations
