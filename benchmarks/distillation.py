@@ -301,9 +301,8 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
         if teacher_owner(name)[1].teacher_recipe is None:
             submit_kd(name, None)
 
-    def complete(r: dict) -> bool:
-        return "kd" in r and "nokd" in r and (
-            teacher_owner(r["method"])[1].teacher_recipe is None or "teacher_done" in r)
+    def complete(r: dict) -> bool:  # a KD student only starts once its teacher is done
+        return "kd" in r and "nokd" in r
 
     try:
         while pending:
@@ -314,21 +313,16 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
                 log.extend(outcome["log"])  # the job printed its lines as it finished
                 if part == "teacher":
                     for waiter in waiting[name]:
-                        results[waiter]["teacher_done"] = True
                         if outcome["scores"] is not None:
                             results[waiter]["teacher"] = outcome["scores"]
                         submit_kd(waiter, outcome["ckpt"])
-                else:
-                    results[name][part] = outcome["scores"]
-                if on_result is not None and any(complete(results[n]) for n in names):
-                    on_result([_public(results[n]) for n in names if complete(results[n])])
+                    continue
+                results[name][part] = outcome["scores"]
+                if on_result is not None and complete(results[name]):
+                    on_result([results[n] for n in names if complete(results[n])])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return [_public(results[n]) for n in names]
-
-
-def _public(r: dict) -> dict:
-    return {k: v for k, v in r.items() if k != "teacher_done"}
+    return [results[n] for n in names]
 
 
 def _student(name: str, profile: Profile) -> list[str]:
@@ -413,21 +407,19 @@ def main(argv: list[str] | None = None) -> int:
     start, log = time.time(), []
     reuse = Path(args.reuse_teachers) if args.reuse_teachers else None
 
-    def save_partial(done: list[dict]) -> None:  # partial results survive an interrupted run
+    def save_results(done: list[dict]) -> None:  # also after each method: survives a crash
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "results.json", json.dumps({"results": done, "log": log},
                                                            indent=2, default=str) + "\n")
 
     jobs = args.jobs or default_jobs()
-    results = run_methods(args.methods, profile, out, log, reuse, jobs, save_partial)
+    results = run_methods(args.methods, profile, out, log, reuse, jobs, save_results)
     minutes = (time.time() - start) / 60
     command = "python -m benchmarks.distillation " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])
     table = report(results, args.profile, command, minutes, jobs)
     print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps({"results": results, "log": log},
-                                                       indent=2, default=str) + "\n")
+    save_results(results)
     atomic_write_text(out / "results.md", table + "\n\nRuns:\n" + "\n".join(log) + "\n")
     return 0
 
