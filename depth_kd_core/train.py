@@ -74,6 +74,8 @@ class Trainer:
         if self.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
         self.amp = cuda and tcfg.amp
+        if not cuda and tcfg.flush_denormal:
+            torch.set_flush_denormal(True)  # process-wide; False where the CPU cannot
         self._build_data()
         self.total_steps = tcfg.max_steps or tcfg.epochs * self.steps_per_epoch
         self.recipe.set_schedule(self.total_steps, self.steps_per_epoch)

@@ -139,3 +139,16 @@ def test_help_lists_recipes_and_explains_resume():
     proc = _cli("--help")
     assert proc.returncode == 0
     assert "--resume" in proc.stdout and "x_distill" in proc.stdout and "key=value" in proc.stdout
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_cpu_trainer_flushes_subnormals_only_when_asked(flush, tmp_path):
+    if not torch.set_flush_denormal(False):  # False: this CPU has no flush-to-zero mode
+        pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal)")
+    try:
+        Trainer(tiny_config("supervised", tmp_path, 1, "trainer.device=cpu",
+                            f"trainer.flush_denormal={str(flush).lower()}"))
+        subnormal = torch.tensor([1e-40])  # float32
+        assert ((subnormal * 1.0).item() == 0.0) == flush
+    finally:
+        torch.set_flush_denormal(False)
