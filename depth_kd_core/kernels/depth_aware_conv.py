@@ -115,21 +115,23 @@ def depth_aware_conv2d_taps(input: torch.Tensor, guidance: torch.Tensor, weight:
     """
     b, c, h, w = input.shape
     co, d = weight.shape[0], dilation
-    # (C', C, 3, 3) -> (9 C', C, 1, 1), tap-major in F.unfold's (ky, kx) order
+    # (C', C, 3, 3) -> (9 C', C, 1, 1), tap-major in F.unfold's (ky, kx) order; split per tap
+    # so each tap's slice backward zero-fills C' channels, not all 9 C'
     per_tap = F.conv2d(input, weight.permute(2, 3, 0, 1).reshape(TAPS * co, c, 1, 1))
+    per_tap = per_tap.unflatten(1, (TAPS, co)).unbind(1)
     g_cols = F.unfold(guidance, kernel_size=3, dilation=d, padding=d).view(b, -1, TAPS, h, w)
     k = kernel_weights(guidance.unsqueeze(2), g_cols, alpha, kernel)
-    out = None
+    centre = TAPS // 2  # offset (0, 0): covers every pixel
+    out = per_tap[centre] * k[:, centre:centre + 1]
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
     for t in range(TAPS):
         oy, ox = (t // 3 - 1) * d, (t % 3 - 1) * d
         ya, yb, xa, xb = max(0, -oy), min(h, h - oy), max(0, -ox), min(w, w - ox)
-        if ya >= yb or xa >= xb:
-            continue  # this tap lies outside the image for every pixel
-        src = per_tap[:, t * co:(t + 1) * co, ya + oy:yb + oy, xa + ox:xb + ox]
-        part = F.pad(src * k[:, t:t + 1, ya:yb, xa:xb], (xa, w - xb, ya, h - yb))
-        out = part if out is None else out + part
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
+        if t == centre or ya >= yb or xa >= xb:
+            continue  # the centre is in already; this tap lies outside the image everywhere
+        src = per_tap[t][:, :, ya + oy:yb + oy, xa + ox:xb + ox]
+        out[:, :, ya:yb, xa:xb] += src * k[:, t:t + 1, ya:yb, xa:xb]
     return out
 
 
