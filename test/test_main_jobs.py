@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from depth_kd_core import demo
 
@@ -42,6 +43,10 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "gap closed" in md and "whole frame" in md and "Garg crop" in md
     assert (tmp_path / "dacnn/teacher/checkpoints/last.pt").exists()  # TIE-KD's dense teacher
+    lrs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / part / "config.yaml").read_text())
+           ["optim"]["lr"] for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}
+    assert lrs == {"tie_kd/kd": 1e-3, "tie_kd/nokd": 3e-4,  # kd_lr: the KD student only
+                   "sdfa_net/kd": 1e-4, "sdfa_net/nokd": 1e-4}  # method_lr: both students
 
     again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
