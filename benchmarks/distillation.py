@@ -1,6 +1,6 @@
 """Does distillation work? Each method's student with KD against the same student without KD.
 
-    python -m benchmarks.distillation --profile small            # all five, ~70 min on 2 cores
+    python -m benchmarks.distillation --profile small            # all five, ~60 min on 2 cores
     python -m benchmarks.distillation --profile full             # meant for a GPU
     python -m benchmarks.distillation --methods tie_kd --out runs/bench
 
