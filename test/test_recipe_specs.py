@@ -106,14 +106,14 @@ def grads(step: Step) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------------------------- DACNN
 
 
-def dacnn_step(teacher: int = 0, **cfg) -> Step:
+def dacnn_step(teacher_changed: bool = False, **cfg) -> Step:
     """Student: depth near the GT and 3 guidance maps; teacher: its own depth and guidance."""
     recipe, batch, g = build("dacnn", **cfg), fixed_batch(), torch.Generator().manual_seed(4)
     base = torch.linspace(4.0, 12.0, W).expand(B, 1, H, W)
     guid_shapes = [(B, 4, H // k, W // k) for k in (4, 2, 1)]
     s = {"depth": leaf(base + rand(g, B, 1, H, W)),
          "guidance": [leaf(torch.randn(*sh, generator=g)) for sh in guid_shapes]}
-    scale = TEACHER_CHANGE if teacher else 1.0
+    scale = TEACHER_CHANGE if teacher_changed else 1.0
     t = {"depth": scale * (base + 2 * rand(g, B, 1, H, W)),  # guidance: s + noise, KL ~ 0.01
          "guidance": [scale * (x.detach() + 0.2 * torch.randn(*x.shape, generator=g))
                       for x in s["guidance"]]}
@@ -141,7 +141,7 @@ def test_dacnn_loss_is_pixel_plus_0p01_smooth_plus_0p01_proxy_plus_1000_guidance
 # ---------------------------------------------------------------------------------- ADU-Depth
 
 
-def adu_step(teacher: int = 0, **cfg) -> Step:
+def adu_step(teacher_changed: bool = False, **cfg) -> Step:
     """Student depth = 0.8 x the teacher's (so p_d = 0.8); 2 feature levels; adapters and
     restoring blocks are identities, so L_umf compares the stubbed features directly."""
     recipe, batch, g = build("adu_depth", **cfg), fixed_batch(), torch.Generator().manual_seed(3)
@@ -149,7 +149,7 @@ def adu_step(teacher: int = 0, **cfg) -> Step:
     shapes = [(B, 4, H // 2, W // 2), (B, 8, H // 4, W // 4)]
     s = {"depth": leaf(0.8 * base), "log_var": leaf(0.2 * torch.randn(B, 1, H, W, generator=g)),
          "features": [leaf(torch.randn(*sh, generator=g)) for sh in shapes]}
-    scale = TEACHER_CHANGE if teacher else 1.0
+    scale = TEACHER_CHANGE if teacher_changed else 1.0
     t = {"depth": scale * base,
          "features": [scale * torch.randn(*sh, generator=g) for sh in shapes]}
     recipe.extras["adapters"] = nn.ModuleList([nn.Identity(), nn.Identity()])
@@ -200,23 +200,23 @@ def d2s_stub() -> nn.Conv2d:
     return conv
 
 
-def teacher_ids(teacher: int) -> torch.Tensor:
+def teacher_ids(changed: bool) -> torch.Tensor:
     """(B, H, W) trainIds: road left, car right, sky on row 0; the changed teacher swaps sides."""
     ids = torch.full((B, H, W), ROAD)
     ids[..., W // 2:] = CAR
-    if teacher:
+    if changed:
         ids = torch.where(ids == ROAD, CAR, ROAD)
     ids[:, 0] = SKY
     return ids
 
 
-def x_distill_step(teacher: int = 0, step: int = XD_STEPS - 1, **cfg) -> Step:
+def x_distill_step(teacher_changed: bool = False, step: int = XD_STEPS - 1, **cfg) -> Step:
     """Student: Monodepth2 sigmoid disparities at 4 scales; teacher: one-hot class scores."""
     recipe = build("x_distill", **cfg)
     recipe.set_schedule(XD_STEPS, 1)
     batch, g = fixed_batch(), torch.Generator().manual_seed(5)
     s = {"sigmoid_disp": [leaf(0.05 + 0.1 * rand(g, B, 1, H >> k, W >> k)) for k in range(4)]}
-    t = {"semantics": F.one_hot(teacher_ids(teacher), 19).permute(0, 3, 1, 2).float()}
+    t = {"semantics": F.one_hot(teacher_ids(teacher_changed), 19).permute(0, 3, 1, 2).float()}
     recipe.extras["pose_net"], recipe.extras["d2s"] = PoseStub(), d2s_stub()
     recipe.teacher_output = lambda batch: t
     recipe.predict = lambda batch: s
@@ -236,7 +236,7 @@ def test_x_distill_loss_is_monodepth2_plus_ramped_lambda_times_d2s(step, lam):
     monodepth2 = video_warp_loss(s, poses, [batch["prev"], batch["next"]], batch,
                                  student_cfg)["loss"]
     logits = D2S_W.view(1, 4, 1, 1) * s["sigmoid_disp"][0] + D2S_B.view(1, 4, 1, 1)
-    l_d2s = d2s_loss(logits, teacher_ids(0))
+    l_d2s = d2s_loss(logits, teacher_ids(False))
     assert_close(out.out["loss"].detach(), (monodepth2 + lam * l_d2s).detach())
     assert_close(out.out["d2s_weight"], torch.tensor(lam))
     assert out.out["d2s"] > 0.5
@@ -247,7 +247,7 @@ def test_x_distill_loss_is_monodepth2_plus_ramped_lambda_times_d2s(step, lam):
 SDFA_STAGE2 = 25  # 50 one-step epochs: self-distillation from epoch 25 (METHODS §1.7)
 
 
-def sdfa_step(teacher: int = 0, step: int = SDFA_STAGE2, **cfg) -> Step:
+def sdfa_step(teacher_changed: bool = False, step: int = SDFA_STAGE2, **cfg) -> Step:
     """Raw path (the "teacher"): the true 2 px disparity; distilled path: 2 / 1.2 px, i.e.
     1.2x the raw depth. The changed teacher's raw depth is 1.5x (masks come from disparities
     and stay the same), so the distilled depth now lies below its target instead of above."""
@@ -257,7 +257,7 @@ def sdfa_step(teacher: int = 0, step: int = SDFA_STAGE2, **cfg) -> Step:
     fb = FX * BASELINE
     raw_disp = SHIFT_PX + 0.1 * rand(g, B, 1, H, W)
     raw = {"disp_volume": leaf(torch.randn(B, 49, H, W, generator=g)), "disp": leaf(raw_disp),
-           "depth": (TEACHER_CHANGE if teacher else 1.0) * fb / raw_disp}
+           "depth": (TEACHER_CHANGE if teacher_changed else 1.0) * fb / raw_disp}
     dist = {"disp_volume": leaf(torch.randn(B, 49, H, W, generator=g)),
             "disp": leaf(raw_disp / 1.2), "depth": leaf(1.2 * fb / raw_disp)}
 
@@ -311,7 +311,7 @@ def tiekd_centres() -> torch.Tensor:
     return (edges[:-1] + edges[1:]) / 2
 
 
-def tiekd_step(teacher: int = 0, **cfg) -> Step:
+def tiekd_step(teacher_changed: bool = False, **cfg) -> Step:
     """Student: a DPM peaked near 12-22 m (depth = its expectation, eq. 3); teacher 8-20 m."""
     recipe, g = build("tie_kd", **cfg), torch.Generator().manual_seed(7)
     centres = tiekd_centres().view(1, -1, 1, 1)
@@ -319,7 +319,7 @@ def tiekd_step(teacher: int = 0, **cfg) -> Step:
     dpm = leaf(torch.softmax(-((centres - guess) / 3.0) ** 2, dim=1))
     s = {"dpm": dpm, "depth": (dpm * centres).sum(1, keepdim=True)}
     base = torch.linspace(8.0, 20.0, W).expand(B, 1, H, W) + 2 * rand(g, B, 1, H, W)
-    t = {"depth": (TEACHER_CHANGE if teacher else 1.0) * base}
+    t = {"depth": (TEACHER_CHANGE if teacher_changed else 1.0) * base}
     recipe.teacher_output = lambda batch: t
     recipe.predict = lambda batch: s
     batch = fixed_batch()
@@ -349,7 +349,7 @@ STEPS: dict[str, Callable[..., Step]] = {
 def test_student_gradient_depends_on_the_teacher(recipe):
     """The same student, taught by a teacher that says something else, is pushed elsewhere:
     through every KD channel (DACNN: depth and each guidance map; ADU: depth and features)."""
-    before, after = grads(STEPS[recipe](teacher=0)), grads(STEPS[recipe](teacher=1))
+    before, after = grads(STEPS[recipe]()), grads(STEPS[recipe](teacher_changed=True))
     for name in before:
         assert not torch.allclose(before[name], after[name]), f"{recipe}: {name}"
 
