@@ -159,7 +159,10 @@ class Trainer:
     def fit(self) -> dict:
         """Train (if the recipe trains), validate, checkpoint; returns the last metrics."""
         if self.optimizer is None or not self.recipe.TRAINABLE:
-            self.metrics = self.validate() or {}
+            metrics = self.validate()
+            if self.dist.is_main:
+                self.recipe.check_validation(metrics)
+            self.metrics = metrics or {}
             self.save(rng=rng_state())
             self._finish()
             return self.metrics

@@ -178,10 +178,14 @@ def stereo_frame():
 
 def test_sgbm_teacher_metric_depth_with_nan_where_unmatched(stereo_frame):
     frame, K, baseline = stereo_frame
-    est = StereoDepthEstimator.from_spec("sgbm", num_disparities=64)
+    est = StereoDepthEstimator.from_spec("sgbm", num_disparities=64, fill="none",
+                                         pad_border=False)  # raw SGBM
     pred = est.predict(frame["left"], frame["right"], K, baseline)
     assert pred.depth.shape == (96, 320) and not pred.has_sigma
     assert np.isnan(pred.depth[:, :64]).all()  # SGBM searches 64 px: no match at the border
+    dense = StereoDepthEstimator.from_spec("sgbm", num_disparities=64).predict(
+        frame["left"], frame["right"], K, baseline)
+    assert np.isfinite(dense.depth[:, :64]).mean() > 0.9  # the default fills the border
     gt = frame["depth"]
     ok = np.isfinite(pred.depth) & (gt > 0)
     assert ok.mean() > 0.3

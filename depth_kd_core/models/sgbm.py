@@ -1,8 +1,23 @@
-"""Classical stereo teacher: OpenCV StereoSGBM with a left-right consistency check.
+"""Classical stereo teacher: OpenCV StereoSGBM, dense by default.
 
 No training. Batched over tensors: left/right (B, 3, H, W) RGB in [0, 1] -> disparity
-(pixels), metric depth = fx * baseline / disparity (0 where invalid), a validity mask and a
-confidence in [0, 1] from the left-right check (exp(-|d_L(x) - d_R(x - d_L(x))|)).
+(pixels), metric depth = fx * baseline / disparity (0 = invalid or beyond
+[min_depth, max_depth]: never clamped to a fake value), a validity mask and a confidence in
+[0, 1].
+
+Two modes (``fill``):
+
+- ``"none"`` (raw SGBM): pixels that pass a left-right consistency check keep their
+  disparity with confidence exp(-|d_L(x) - d_R(x - d_L(x))|); all others are holes. With
+  ``pad_border=False`` this is the matcher as it was before the dense mode existed: the left
+  ``num_disparities`` columns have no match, since their partner lies outside the right image.
+- ``"wls"`` (dense, the default): the pair is padded on the left by ``num_disparities``
+  columns (edge-replicated) so the left border can be matched, the left-right check is run,
+  and every hole is filled by OpenCV's weighted-least-squares disparity filter
+  (``cv2.ximgproc``, edge-aware, guided by the left image). Consistent pixels keep their raw
+  SGBM disparity (WLS smooths away detail); filled pixels get the filter's normalised
+  support as confidence (its fast global smoother applied to the matcher's confidence map),
+  scaled by ``fill_confidence``, so a student can trust them less.
 """
 
 from __future__ import annotations
@@ -14,16 +29,28 @@ import cv2
 import numpy as np
 import torch
 
+from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.base import DepthModel, ModelCfg
 from depth_kd_core.models.registry import register_model
 
 _SGBM_MODES = {"sgbm": cv2.STEREO_SGBM_MODE_SGBM, "hh": cv2.STEREO_SGBM_MODE_HH,
                "3way": cv2.STEREO_SGBM_MODE_SGBM_3WAY}
+_DISP_SCALE = 16.0  # OpenCV returns fixed-point disparities with 4 fractional bits
 
 
 @dataclass
 class SgbmCfg(ModelCfg):
-    """StereoSGBM parameters (OpenCV names). p1/p2 = 0 picks 8*3*b^2 and 32*3*b^2."""
+    """StereoSGBM parameters (OpenCV names). p1/p2 = 0 picks 8*3*b^2 and 32*3*b^2.
+
+    Attributes (besides OpenCV's):
+        fill: "wls" fills holes (dense teacher), "none" leaves them (raw SGBM).
+        pad_border: pad the pair on the left so the left border gets matched.
+        lr_check, lr_tolerance_px: left-right consistency check and its tolerance.
+        wls_lambda, wls_sigma_color: the WLS filter's smoothness and edge sensitivity
+            (measured on the synthetic rig: 2000 / 1.0 fills holes better than OpenCV's
+            8000 / 1.5 tutorial values).
+        fill_confidence: the largest confidence a filled pixel can get.
+    """
 
     stereo_input: bool = True
     size_multiple: int = 1
@@ -38,18 +65,27 @@ class SgbmCfg(ModelCfg):
     disp12_max_diff: int = -1  # OpenCV's own LR check off: ours gives a confidence instead
     pre_filter_cap: int = 63
     mode: Literal["sgbm", "hh", "3way"] = "3way"
+    fill: Literal["wls", "none"] = "wls"
+    pad_border: bool = True
     lr_check: bool = True
     lr_tolerance_px: float = 1.0
+    wls_lambda: float = 2000.0
+    wls_sigma_color: float = 1.0
+    fill_confidence: float = 0.5
     baseline_m: float = 0.54  # used when the call gives no baseline
     focal_px: float = 721.54  # used when the call gives no K
 
     def validate(self) -> None:
         super().validate()
         if self.num_disparities <= 0 or self.num_disparities % 16:
-            from depth_kd_core.errors import ConfigError
-
             raise ConfigError(f"sgbm_teacher: num_disparities must be a positive multiple of "
                               f"16, got {self.num_disparities}")
+        if self.fill == "wls" and not self.lr_check:
+            raise ConfigError("sgbm_teacher: fill=wls needs lr_check=true (the filter keeps "
+                              "the consistent pixels and fills the rest)")
+        if not 0.0 <= self.fill_confidence <= 1.0:
+            raise ConfigError(f"sgbm_teacher: fill_confidence must be in [0, 1], got "
+                              f"{self.fill_confidence}")
 
 
 def make_matcher(cfg: SgbmCfg) -> cv2.StereoSGBM:
@@ -62,26 +98,69 @@ def make_matcher(cfg: SgbmCfg) -> cv2.StereoSGBM:
         speckleRange=cfg.speckle_range, mode=_SGBM_MODES[cfg.mode])
 
 
+def lr_consistency(disp_l: np.ndarray, disp_r: np.ndarray, tolerance_px: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Left disparity vs the right view's disparity at x - d_L(x), both H x W pixels (> 0).
+
+    Returns (consistent mask, confidence exp(-|d_L - d_R|) where consistent, else 0).
+    """
+    H, W = disp_l.shape
+    x_r = np.clip(np.round(np.arange(W)[None, :] - disp_l).astype(np.int64), 0, W - 1)
+    d_r = disp_r[np.arange(H)[:, None], x_r]
+    diff = np.abs(disp_l - d_r)
+    ok = (disp_l > 0) & (d_r > 0) & (diff <= tolerance_px)
+    return ok, np.where(ok, np.exp(-diff), 0.0).astype(np.float32)
+
+
+def check_width(cfg: SgbmCfg, width: int) -> None:
+    if cfg.num_disparities >= width:
+        raise ValueError(f"sgbm_teacher: num_disparities ({cfg.num_disparities}) must be "
+                         f"smaller than the image width ({width} px); lower "
+                         f"model.num_disparities")
+
+
 def sgbm_disparity(left: np.ndarray, right: np.ndarray, cfg: SgbmCfg
                    ) -> tuple[np.ndarray, np.ndarray]:
     """H x W x 3 uint8 images -> (disparity H x W float32 px, 0 = invalid; confidence [0, 1])."""
+    check_width(cfg, left.shape[1])
+    pad = cfg.num_disparities if cfg.pad_border else 0
+    if pad:
+        left = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+        right = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
     matcher = make_matcher(cfg)
-    disp = matcher.compute(left, right).astype(np.float32) / 16.0
-    valid = disp > max(cfg.min_disparity, 0)
-    disp[~valid] = 0.0
-    confidence = valid.astype(np.float32)
+    raw_l = matcher.compute(left, right)
+    disp = raw_l.astype(np.float32) / _DISP_SCALE
+    disp[disp <= max(cfg.min_disparity, 0)] = 0.0
+    confidence = (disp > 0).astype(np.float32)
     if cfg.lr_check:
-        # right-view disparity by matching the mirrored pair; then d_R(x - d_L(x)) vs d_L(x)
-        disp_r = matcher.compute(np.ascontiguousarray(right[:, ::-1]),
-                                 np.ascontiguousarray(left[:, ::-1])).astype(np.float32) / 16.0
-        disp_r = disp_r[:, ::-1]
-        H, W = disp.shape
-        x_r = np.clip(np.round(np.arange(W)[None, :] - disp).astype(np.int64), 0, W - 1)
-        d_r = disp_r[np.arange(H)[:, None], x_r]
-        diff = np.abs(disp - d_r)
-        ok = valid & (d_r > 0) & (diff <= cfg.lr_tolerance_px)
-        confidence = np.where(ok, np.exp(-diff), 0.0).astype(np.float32)
-        disp[~ok] = 0.0
+        right_matcher = cv2.ximgproc.createRightMatcher(matcher)
+        raw_r = right_matcher.compute(right, left)  # negative disparities of the right view
+        ok, confidence = lr_consistency(disp, -raw_r.astype(np.float32) / _DISP_SCALE,
+                                        cfg.lr_tolerance_px)
+        if cfg.fill == "wls":
+            disp, confidence = _wls_fill(matcher, raw_l, raw_r, left, disp, ok, confidence,
+                                         cfg)
+        else:
+            disp = np.where(ok, disp, 0.0).astype(np.float32)
+    return disp[:, pad:], confidence[:, pad:]
+
+
+def _wls_fill(matcher, raw_l, raw_r, left, disp, ok, confidence, cfg: SgbmCfg):
+    """Holes (not ``ok``) take the WLS-filtered disparity; consistent pixels keep theirs."""
+    wls = cv2.ximgproc.createDisparityWLSFilter(matcher)
+    wls.setLambda(cfg.wls_lambda)
+    wls.setSigmaColor(cfg.wls_sigma_color)
+    filtered = wls.filter(raw_l, left, disparity_map_right=raw_r).astype(np.float32)
+    filtered /= _DISP_SCALE
+    # the filter's own normalisation: smoothed confidence = how much matched support a
+    # pixel's filled value rests on (0 far from any match, ~1 inside a matched region)
+    support = cv2.ximgproc.fastGlobalSmootherFilter(
+        left, wls.getConfidenceMap().astype(np.float32) / 255.0, cfg.wls_lambda,
+        cfg.wls_sigma_color)
+    fill_conf = cfg.fill_confidence * np.clip(support, 0.0, 1.0)
+    filled = ~ok & (filtered > 0)
+    disp = np.where(ok, disp, np.where(filled, filtered, 0.0)).astype(np.float32)
+    confidence = np.where(ok, confidence, np.where(filled, fill_conf, 0.0)).astype(np.float32)
     return disp, confidence
 
 
@@ -111,10 +190,11 @@ class SgbmTeacher(DepthModel):
         fx = K[:, 0, 0] if K is not None else torch.full((B,), self.cfg.focal_px)
         b = baseline if baseline is not None else torch.full((B,), self.cfg.baseline_m)
         fb = (fx.to(left) * b.to(left)).view(B, 1, 1, 1)
-        valid = disp > 0
-        depth = torch.where(valid, fb / disp.clamp_min(1e-6), torch.zeros_like(disp))
-        return {"depth": depth.clamp(max=self.cfg.max_depth) * valid, "disp": disp,
-                "valid": valid.float(), "confidence": conf}
+        depth = fb / disp.clamp_min(1e-6)
+        valid = (disp > 0) & (depth >= self.cfg.min_depth) & (depth <= self.cfg.max_depth)
+        zero = torch.zeros_like(disp)
+        return {"depth": torch.where(valid, depth, zero), "disp": torch.where(valid, disp, zero),
+                "valid": valid.float(), "confidence": torch.where(valid, conf, zero)}
 
 
 @register_model("sgbm_teacher", SgbmCfg)

@@ -141,6 +141,10 @@ class Recipe(nn.Module):
         """Metrics of one validation batch (depth metrics by default); None = nothing to score."""
         return depth_validation(self, batch, out)
 
+    def check_validation(self, metrics: dict[str, float] | None) -> None:
+        """Raise if a recipe with nothing to train validated to nothing (classical teachers
+        override it); ``metrics`` is the averaged validation result or None."""
+
     def describe(self) -> str:
         fields = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}
         return f"{type(self).__name__}({fields})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
+from depth_kd_core.errors import DepthKDError
 from depth_kd_core.models.segmentation import IGNORE_INDEX
 from depth_kd_core.recipes.base import Recipe, RecipeCfg
 from depth_kd_core.recipes.registry import register_recipe
@@ -28,13 +29,29 @@ class Sgbm(Recipe):
         raise RuntimeError("the sgbm recipe has nothing to train")
 
     def validation_metrics(self, batch: dict, out: dict):
-        """Depth metrics where SGBM found a match (its holes are reported as coverage)."""
+        """Depth metrics where SGBM found a match (its holes are reported as coverage); on
+        data without ground truth, the coverage alone."""
         from depth_kd_core.recipes.validation import depth_validation
 
+        coverage = float(out["valid"].mean())
+        if "depth_gt" not in batch:
+            return {"coverage": coverage}
         metrics = depth_validation(self, batch, {"depth": out["depth"]}, only_valid=True)
         if metrics is not None:
-            metrics["coverage"] = float(out["valid"].mean())
+            metrics["coverage"] = coverage
         return metrics
+
+    def check_validation(self, metrics: dict | None) -> None:
+        """A classical teacher that matched nothing is an error, not an empty run."""
+        name = self.student.cfg.name
+        if metrics is None:
+            raise DepthKDError(f"teacher '{name}' found no valid depth on any validation pixel "
+                               f"that has ground truth: check the stereo topics (left/right "
+                               f"swapped?), the baseline and model.num_disparities")
+        if metrics.get("coverage", 1.0) == 0.0:
+            raise DepthKDError(f"teacher '{name}' found no valid depth on any validation frame: "
+                               f"check the stereo topics (left/right swapped?), the baseline "
+                               f"and model.num_disparities")
 
 
 @register_recipe("segmentation", RecipeCfg)
