@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
+from depth_kd_core.errors import ConfigError
 from depth_kd_core.layers.disparity_volume import synthesize_right
 from depth_kd_core.layers.geometry import warp_horizontal
 from depth_kd_core.losses.adu import focal_depth_loss, umf_loss, umr_loss
@@ -335,6 +336,33 @@ def test_tie_kd_loss_is_10_times_0p1_kl_plus_0p9_one_minus_ssim():
     expected = 10 * (0.1 * l_dpm + 0.9 * l_depth)
     assert_close(step.out["loss"].detach(), expected.detach())
     assert step.out["l_dpm"] > 0.1 and step.out["l_depth"] > 0.01
+
+
+def test_tie_kd_confidence_weighting_weights_each_pixels_kl_by_the_teachers_confidence():
+    """recipe.confidence_weight (project option, off in the paper): the KL term becomes the
+    confidence-weighted mean KL; the SSIM term is unchanged."""
+    plain = tiekd_step()
+    conf = torch.linspace(0.0, 1.0, W).expand(B, 1, H, W).clone()
+    conf[0, :, : H // 2] = 0.1  # a less certain region, as the dense teacher's filled holes
+    recipe = build("tie_kd", confidence_weight=True)
+    recipe.teacher_output = lambda batch: {**plain.teacher, "confidence": conf}
+    recipe.predict = lambda batch: plain.student
+    out = recipe.training_step(plain.batch, 0)
+    t, s = plain.teacher, plain.student
+    per_pixel = dpm_kl_per_pixel(teacher_dpm(t["depth"], tiekd_centres(), sigma=0.8), s["dpm"])
+    l_dpm = (per_pixel * conf).sum() / conf.sum()
+    expected = 10 * (0.1 * l_dpm + 0.9 * depth_ssim_loss(s["depth"], t["depth"]))
+    assert_close(out["loss"].detach(), expected.detach())
+    assert not torch.isclose(out["loss"], plain.out["loss"])  # the weighting matters
+    recipe.teacher_output = lambda batch: plain.teacher  # a teacher without confidence
+    with pytest.raises(ConfigError, match="gives no per-pixel confidence"):
+        recipe.training_step(plain.batch, 0)
+
+
+def dpm_kl_per_pixel(p_teacher: torch.Tensor, p_student: torch.Tensor) -> torch.Tensor:
+    """TIE-KD eq. 5 before the mean: sum_i P_T log(P_T / (P_S + 1e-7) + 1e-7) per pixel."""
+    terms = p_teacher * torch.log(p_teacher / (p_student + 1e-7) + 1e-7)
+    return torch.where(p_student > 0, terms, torch.zeros_like(terms)).sum(1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------------- all five
