@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from depth_kd_core.baselines import DepthPrior, PriorPredictor, fit_depth_prior
 from depth_kd_core.checkpoint import model_from_checkpoint
 from depth_kd_core.config import build_dataclass, deep_merge, dump_yaml, parse_overrides, read_yaml
 from depth_kd_core.data.config import DataCfg
@@ -59,6 +61,9 @@ class EvalCfg:
         crop, min_depth, max_depth: evaluation protocol (KITTI Eigen: garg, 1e-3, 80).
         median_scaling: "auto" = only for relative-scale models.
         max_images: 0 = all.
+        baselines: also score the no-image prior (per-pixel mean log-depth of the training
+            split's ground truth) and a constant depth, so a reader sees what the image adds.
+        prior_images: training images the prior averages (spread over the split).
     """
 
     checkpoint: str = ""
@@ -74,6 +79,8 @@ class EvalCfg:
     out_dir: str = "outputs/eval"
     grid_every: int = 10
     device: str = "auto"
+    baselines: bool = True
+    prior_images: int = 200
 
 
 @dataclass
@@ -262,12 +269,41 @@ def main(argv: list[str] | None = None) -> int:
     keys = [k for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "silog", "coverage",
                         "agree_abs_rel", "spearman_sigma_abs_err", "ause_abs_err") if k in s]
     print("\n".join(f"{k:>24} {s[k]:10.4f}" for k in keys))
+    if s.get("baselines"):
+        print("\n" + baseline_table({"model": s, **s["baselines"]}))
     print(f"{s['images']} images; results in {cfg.eval.out_dir}")
     return 0
 
 
-def run(cfg: EvaluateConfig) -> dict:
-    """Load the model(s) and data named by ``cfg`` and evaluate."""
+TABLE_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "coverage")
+
+
+def baseline_table(rows: dict[str, dict]) -> str:
+    """Markdown table of models' summaries (missing keys shown as '-')."""
+    lines = ["| model | " + " | ".join(TABLE_KEYS) + " |", "|---" * (len(TABLE_KEYS) + 1) + "|"]
+    for name, m in rows.items():
+        cells = (f"{m[k]:.3f}" if k in m else "-" for k in TABLE_KEYS)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def score_baselines(prior: DepthPrior, dataset, cfg: EvalCfg) -> dict[str, dict]:
+    """Summaries of the no-image prior and the constant on ``dataset`` (same protocol)."""
+    out = {}
+    for name, constant in (("no-image prior", False), ("constant depth", True)):
+        summary = evaluate(PriorPredictor(prior, constant), dataset, cfg, write=False,
+                           progress=False)["summary"]
+        out[name] = {k: v for k, v in summary.items() if k != "coverage"}
+    return out
+
+
+def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
+    """Load the model(s) and data named by ``cfg`` and evaluate.
+
+    With ``eval.baselines`` the summary gains ``baselines`` (no-image prior, constant); the
+    prior is fitted on the data's training split unless ``prior`` is given (a caller whose
+    training ground truth lives elsewhere, like the demo's LiDAR bag).
+    """
     ev = cfg.eval
     spec = ev.checkpoint or ev.model
     if not spec:
@@ -284,12 +320,20 @@ def run(cfg: EvaluateConfig) -> dict:
     train, val = build_datasets(data, needs)
     Path(ev.out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(ev.out_dir) / "config.yaml", dump_yaml(cfg))
-    return evaluate(predictor, val if ev.split == "val" else train, ev, teacher)
+    scored = val if ev.split == "val" else train
+    result = evaluate(predictor, scored, ev, teacher)
+    if ev.baselines:
+        if prior is None:
+            prior = fit_depth_prior(train, ev.prior_images)
+        # the baselines get the model's protocol: median-scaled when the model was
+        same = dataclasses.replace(ev, median_scaling="on" if result["summary"]["median_scaling"]
+                                   else "off")
+        result["summary"]["baselines"] = score_baselines(prior, scored, same)
+        _write_outputs(Path(ev.out_dir), result["rows"], result["summary"])
+    return result
 
 
 def _with_size(data: DataCfg, height: int, width: int) -> DataCfg:
-    import dataclasses
-
     return dataclasses.replace(data, height=height, width=width)
 
 
