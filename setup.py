@@ -32,7 +32,7 @@ setup(
         "torchvision",
         "timm>=0.9",
         "numpy",
-        "opencv-python-headless",
+        "opencv-contrib-python-headless",  # ximgproc: the WLS filter of the dense SGBM teacher
         "pyyaml",
         "rosbags>=0.10",
         "tqdm",
