@@ -95,6 +95,9 @@ class DataCfg:
     batch_size: int = bounded(4, ge=1)
     val_batch_size: int = bounded(4, ge=1)
     num_workers: int = bounded(0, ge=0)
+    # replace an unreadable item (bad frame, damaged chunk) by the next good one, with a
+    # warning naming it and the count reported at the end, instead of stopping the run
+    skip_bad_frames: bool = False
     augment: AugmentCfg = field(default_factory=AugmentCfg)
     synthetic: SyntheticSourceCfg = field(default_factory=SyntheticSourceCfg)
     kitti: KittiSourceCfg = field(default_factory=KittiSourceCfg)
