@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,12 +172,13 @@ def _first_calibration(reader: BagReader, info_topic: str | None) -> CameraCalib
     """The bag's first CameraInfo, for images logged before any camera_info."""
     if info_topic is None:
         return None
-    for _, _, msg in reader.iterate([info_topic]):
+    for _, _, msg in _messages(reader, [info_topic], []):
         return CameraCalibration.from_msg(msg, info_topic)
     return None
 
 
-def _messages(reader: BagReader, topics: list[str], damage: list[str]):
+def _messages(reader: BagReader, topics: list[str], damage: list[str]
+              ) -> Iterator[tuple[str, int, Any]]:
     """``reader.iterate(topics)`` that ends at damage instead of raising, noting it."""
     it = reader.iterate(topics)
     while True:
