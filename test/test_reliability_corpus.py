@@ -346,6 +346,14 @@ def test_corrupt_index_cache_is_rebuilt(damage, tmp_path, caplog):
     assert "unreadable" not in caplog.text
 
 
+def test_stale_index_cache_temporaries_are_removed(tmp_path):
+    bag = write_bag(tmp_path / "b", mono_messages(2))
+    stale = tmp_path / f"..b.0123abcd.depth_kd_index.npz.{dead_pid()}.abcd1234.tmp"
+    stale.write_bytes(bytes(100))
+    MonoBagDataset(bag, MONO[0], MONO[1], progress=False)
+    assert not stale.exists() and len(list(tmp_path.glob(".b.*.depth_kd_index.npz"))) == 1
+
+
 def _zero_first_chunk(mcap: Path, truncate: bool) -> None:
     import struct
 

@@ -26,7 +26,7 @@ from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import BagError
-from depth_kd_core.fileio import atomic_path
+from depth_kd_core.fileio import atomic_path, remove_stale_temps
 
 LOG = logging.getLogger(__name__)
 INDEX_VERSION = 2
@@ -209,6 +209,7 @@ def load_or_scan(reader: BagReader, wanted: dict[str, tuple[str, ...]],
     key = index_key(reader.path, list(wanted))
     folder = Path(cache_dir) if cache_dir else default_cache_dir(reader.path)
     file = folder / f".{reader.path.name}.{key}.depth_kd_index.npz"
+    remove_stale_temps(folder, f".{reader.path.name}.*.depth_kd_index.npz")  # killed savers
     if file.is_file():
         try:
             return load_index(file)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from depth_kd_core.errors import OutputError
-from depth_kd_core.fileio import ensure_dir
+from depth_kd_core.fileio import ensure_dir, remove_stale_temps
 
 LOG = logging.getLogger(__name__)
 RUN_FILES = ("config.yaml", "git_sha.txt", "metrics.json", "checkpoints", "tb", "teacher_cache")
@@ -40,6 +40,8 @@ def prepare_run_dir(out_dir: str | Path, resume: bool, overwrite: bool) -> list[
             way), or it holds an earlier run and neither ``resume`` nor ``overwrite`` is set.
     """
     out_dir = ensure_dir(out_dir, "run folder (trainer.out_dir)")
+    for name in ("config.yaml", "git_sha.txt", "metrics.json"):
+        remove_stale_temps(out_dir, name)  # left by a killed earlier run
     found = existing_run(out_dir)
     if not found or resume:
         return []
