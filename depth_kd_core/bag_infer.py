@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,12 @@ from depth_kd_core.data.bag_dataset import guess_info_topic
 from depth_kd_core.data.bag_index import CAMERA_INFO, IMAGE_TYPES
 from depth_kd_core.data.bag_reader import BagReader
 from depth_kd_core.data.camera_model import CameraCalibration
-from depth_kd_core.errors import BagError, DepthKDError
-from depth_kd_core.fileio import atomic_dir
+from depth_kd_core.cli import run_cli, setup_cli_logging
+from depth_kd_core.errors import BagError, DepthKDError, OutputError
+from depth_kd_core.fileio import atomic_dir, ensure_dir, remove_stale_temps
 from depth_kd_core.inference import COLORMAPS, DepthEstimator, colorize_depth
 
+LOG = logging.getLogger(__name__)
 TS = get_typestore(Stores.ROS2_HUMBLE)
 IMAGE = "sensor_msgs/msg/Image"
 
@@ -55,6 +59,7 @@ class BagInferResult:
     skipped: int
     topics: dict[str, int]  # output topic -> messages written
     seconds: float
+    damage: str = ""  # the input was damaged: the output ends where the readable part ends
 
 
 def to_ros2(msg: Any) -> Any:
@@ -102,7 +107,7 @@ def resolve_topics(reader: BagReader, image_topic: str | None, info_topic: str |
     if image_topic is None:
         if len(images) != 1:
             raise BagError(f"bag {reader.path} has {len(images)} image topics ({images}); "
-                           f"choose one with --image-topic")
+                           f"choose one with --image-topic; topics: {reader.describe_topics()}")
         image_topic = images[0]
     if topics.get(image_topic, ("",))[0] not in IMAGE_TYPES:
         raise BagError(f"image topic '{image_topic}' is not an Image/CompressedImage topic of "
@@ -167,20 +172,38 @@ def _first_calibration(reader: BagReader, info_topic: str | None) -> CameraCalib
     """The bag's first CameraInfo, for images logged before any camera_info."""
     if info_topic is None:
         return None
-    for _, _, msg in reader.iterate([info_topic]):
+    for _, _, msg in _messages(reader, [info_topic], []):
         return CameraCalibration.from_msg(msg, info_topic)
     return None
 
 
-def _run(job: _Job, reader: BagReader, out: _Output, progress: bool) -> tuple[int, int]:
-    """Copy the input topics and write the outputs; returns (frames, skipped)."""
+def _messages(reader: BagReader, topics: list[str], damage: list[str]
+              ) -> Iterator[tuple[str, int, Any]]:
+    """``reader.iterate(topics)`` that ends at damage instead of raising, noting it."""
+    it = reader.iterate(topics)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - rosbags/apsw/struct errors all mean damage
+            damage.append(f"bag {reader.path} is damaged ({type(exc).__name__}: {exc}); the "
+                          f"output holds the frames before the damage")
+            LOG.warning(damage[-1])
+            return
+
+
+def _run(job: _Job, reader: BagReader, out: _Output, progress: bool
+         ) -> tuple[int, int, str]:
+    """Copy the input topics and write the outputs; returns (frames, skipped, damage note)."""
     calib = _first_calibration(reader, job.info_topic)
     topics = [job.image_topic] + ([job.info_topic] if job.info_topic else [])
     total = reader.topics()[job.image_topic][1]
     frames = skipped = 0
+    damage = [reader.damage] if reader.damage else []
     with tqdm(total=total, desc=f"depth {job.image_topic}", unit="frame",
               disable=not progress) as bar:
-        for topic, log_ns, msg in reader.iterate(topics):
+        for topic, log_ns, msg in _messages(reader, topics, damage):
             out.write(topic, log_ns, to_ros2(msg))
             if topic == job.info_topic:
                 calib = CameraCalibration.from_msg(msg, topic)
@@ -199,7 +222,7 @@ def _run(job: _Job, reader: BagReader, out: _Output, progress: bool) -> tuple[in
                     out.write(name, log_ns, m)
                 frames += 1
             bar.update()
-    return frames, skipped
+    return frames, skipped, "; ".join(damage)
 
 
 def infer_bag(src: str | Path, dst: str | Path, checkpoint: str | Path, *,
@@ -228,10 +251,7 @@ def infer_bag(src: str | Path, dst: str | Path, checkpoint: str | Path, *,
     """
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not overwrite:
-        raise BagError(f"output {dst} exists; choose another path or pass --overwrite")
-    if dst.resolve() == src.resolve():
-        raise BagError(f"output {dst} is the input bag")
+    check_output(src, dst, overwrite)
     reader = BagReader(src)
     try:
         image_topic, info_topic = resolve_topics(reader, image_topic, info_topic)
@@ -240,13 +260,51 @@ def infer_bag(src: str | Path, dst: str | Path, checkpoint: str | Path, *,
                    image_topic, info_topic, _namespace(out_namespace), colormap,
                    colorize_range, skip_bad_frames)
         colorize_depth(np.ones((1, 1), np.float32), *colorize_range, colormap)  # validate early
+        ensure_dir(dst.parent, "output folder")
+        remove_stale_temps(dst.parent, dst.name)  # left by a killed earlier run of this OUT
         with atomic_dir(dst) as tmp:
             with Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
                 out = _Output(writer)
-                frames, skipped = _run(job, reader, out, progress)
+                frames, skipped, damage = _run(job, reader, out, progress)
     finally:
         reader.close()
-    return BagInferResult(dst, frames, skipped, out.counts, time.perf_counter() - t0)
+    return BagInferResult(dst, frames, skipped, out.counts, time.perf_counter() - t0, damage)
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _is_rosbag2_folder(path: Path) -> bool:
+    """A folder holding only what a rosbag2 writer makes: metadata.yaml and its storage files."""
+    if not path.is_dir() or not (path / "metadata.yaml").is_file():
+        return False
+    return all(p.is_file() and (p.name == "metadata.yaml" or p.suffix in (".mcap", ".db3"))
+               for p in path.iterdir())
+
+
+def check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse any OUT whose writing could lose data: the input itself, a folder holding the
+    input, a path inside the input, an existing OUT without ``overwrite``, and (even with it)
+    an existing OUT that is not a rosbag2 bag folder.
+
+    Raises:
+        OutputError: naming OUT and what to do.
+    """
+    s, d = src.resolve(), dst.resolve()
+    if _is_within(s, d):
+        raise OutputError(f"output {dst} is the input bag or holds it ({src}); choose an "
+                          f"output path outside the input")
+    if _is_within(d, s):
+        raise OutputError(f"output {dst} is inside the input bag {src}; choose an output path "
+                          f"outside it")
+    if dst.exists() or dst.is_symlink():
+        if not overwrite:
+            raise OutputError(f"output {dst} exists; choose another path or pass --overwrite")
+        if dst.is_symlink() or not _is_rosbag2_folder(dst):
+            raise OutputError(f"output {dst} exists and is not a rosbag2 bag folder (only "
+                              f"metadata.yaml and .mcap/.db3 files); --overwrite replaces only "
+                              f"bags, choose another path")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -289,31 +347,38 @@ def _parser() -> argparse.ArgumentParser:
                         metavar=("MIN", "MAX"), help="depth range of the colours, metres "
                         "(default: 1 80)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT "
-                        "(only once the new bag is complete)")
+                        "bag folder (only once the new bag is complete; never a folder that is "
+                        "not a bag or that holds IN)")
     parser.add_argument("--skip-bad-frames", action="store_true", help="skip undecodable "
                         "frames (reported) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an "
+                        "error (also: DEPTH_KD_DEBUG=1)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point (``depth_kd_bag_infer``); returns the exit status."""
+    """Console entry point (``depth_kd_bag_infer``); returns the exit status (2: a bag,
+    checkpoint or output problem, named in one line on stderr)."""
     args = _parser().parse_args(argv)
-    try:
-        result = infer_bag(args.input, args.output, args.checkpoint,
-                           image_topic=args.image_topic, info_topic=args.info_topic,
-                           out_namespace=args.out_namespace, device=args.device,
-                           fp16=args.fp16, focal_scaling=not args.no_focal_scaling,
-                           colormap=args.colormap, colorize_range=tuple(args.colorize_range),
-                           overwrite=args.overwrite, skip_bad_frames=args.skip_bad_frames,
-                           progress=not args.no_progress)
-    except DepthKDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.bag_infer")
+
+
+def _main(args: argparse.Namespace) -> int:
+    setup_cli_logging()
+    result = infer_bag(args.input, args.output, args.checkpoint,
+                       image_topic=args.image_topic, info_topic=args.info_topic,
+                       out_namespace=args.out_namespace, device=args.device,
+                       fp16=args.fp16, focal_scaling=not args.no_focal_scaling,
+                       colormap=args.colormap, colorize_range=tuple(args.colorize_range),
+                       overwrite=args.overwrite, skip_bad_frames=args.skip_bad_frames,
+                       progress=not args.no_progress)
     print(f"wrote {result.out}: {result.frames} frames ({result.skipped} skipped) in "
           f"{result.seconds:.1f} s")
     for topic, n in sorted(result.topics.items()):
         print(f"  {topic}: {n} messages")
+    if result.damage:
+        print(f"warning: {result.damage}", file=sys.stderr)
     return 0
 
 

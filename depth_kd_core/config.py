@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import subprocess
 import types
 import typing
@@ -28,6 +29,8 @@ from depth_kd_core.fileio import atomic_write_text
 
 # Field metadata marking a polymorphic section: its dataclass comes from this registry.
 REGISTRY_KEY = "registry"
+# Field metadata holding a numeric field's allowed range (see :func:`bounded`).
+RANGE_KEY = "range"
 
 
 def _registry(kind: str):
@@ -111,13 +114,18 @@ def _check_value(tp: Any, value: Any, path: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if math.isnan(number):  # no setting means anything with NaN
+                raise ConfigError(f"config key '{path}' is NaN; give a number")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -177,10 +185,47 @@ def build_dataclass(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
         obj = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"config section '{path or cls.__name__}': {exc}") from exc
+    for name, f in fields.items():
+        if RANGE_KEY in f.metadata:
+            check_range(getattr(obj, name), f"{prefix}{name}", **f.metadata[RANGE_KEY])
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
     return obj
+
+
+def bounded(default: Any, *, gt: float | None = None, ge: float | None = None,
+            lt: float | None = None, le: float | None = None, hint: str = "") -> Any:
+    """A dataclass field with an allowed range, checked when the config is built.
+
+    ``lr: float = bounded(1e-4, gt=0)`` rejects ``optim.lr=-1``, ``nan`` and ``inf`` with a
+    message naming ``optim.lr``, the range and ``hint`` (what the value means). Applies to
+    every element of a list or tuple field.
+    """
+    rng = {"gt": gt, "ge": ge, "lt": lt, "le": le, "hint": hint}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={RANGE_KEY: rng})
+    return field(default=default, metadata={RANGE_KEY: rng})
+
+
+def check_range(value: Any, key: str, *, gt: float | None = None, ge: float | None = None,
+                lt: float | None = None, le: float | None = None, hint: str = "") -> None:
+    """Raise :class:`ConfigError` naming ``key`` if ``value`` (or an element) is out of range
+    or not finite."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_range(v, f"{key}[{i}]", gt=gt, ge=ge, lt=lt, le=le, hint=hint)
+        return
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bounds = [f"> {gt:g}" if gt is not None else "", f">= {ge:g}" if ge is not None else "",
+              f"< {lt:g}" if lt is not None else "", f"<= {le:g}" if le is not None else ""]
+    ok = (math.isfinite(value) and (gt is None or value > gt) and (ge is None or value >= ge)
+          and (lt is None or value < lt) and (le is None or value <= le))
+    if not ok:
+        need = " and ".join(b for b in bounds if b) or "finite"
+        raise ConfigError(f"config key '{key}' must be {need}, got {value!r}"
+                          f"{'; ' + hint if hint else ''}")
 
 
 def _all_defaulted(cls: type) -> bool:
@@ -241,20 +286,31 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a :class:`ConfigError` naming the file otherwise."""
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (merged onto its ``_base_``, recursively); a
+    :class:`ConfigError` naming the file otherwise, or the files of a ``_base_`` loop."""
     path = Path(path)
+    if path.resolve() in _chain:
+        loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"config files extend each other in a loop through '_base_': {loop}; "
+                          f"remove one of these '_base_' lines")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at top level")
     base = data.pop("_base_", None)
     if base:  # a config may extend another one, relative to itself
-        data = deep_merge(read_yaml(path.parent / base), data)
+        if not isinstance(base, str):
+            raise ConfigError(f"config file {path}: '_base_' must be a file name, got {base!r}")
+        data = deep_merge(read_yaml(path.parent / base, (*_chain, path.resolve())), data)
     return dict(data)
 
 
@@ -306,7 +362,9 @@ def registry_section(kind: str, default_factory: Any) -> Any:
 
 __all__ = [
     "ConfigError",
+    "bounded",
     "build_dataclass",
+    "check_range",
     "deep_merge",
     "dump_yaml",
     "git_sha",

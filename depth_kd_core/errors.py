@@ -5,6 +5,8 @@ from :class:`DepthKDError`, so callers such as a ROS node can catch one type, lo
 the frame. Each subclass also derives from the matching builtin (``ValueError``,
 ``FileNotFoundError`` …) so generic handlers keep working. Messages name the offending file,
 topic, key or field and say what was expected.
+``depth_kd_core.cli.run_cli`` turns them into one ``error: ...`` line and exit status 2 at the
+command-line tools' boundary.
 """
 
 from __future__ import annotations
@@ -39,3 +41,12 @@ class ImageError(DataError):
 
 class CheckpointError(DepthKDError, ValueError):
     """A checkpoint file is missing, corrupt or of an unknown format version."""
+
+
+class OutputError(DepthKDError, OSError):
+    """An output cannot be written: read-only place, a file in the way, an existing run or bag
+    that would be replaced without being asked to."""
+
+    def __str__(self) -> str:  # OSError formats one argument as itself; keep that for all
+        return str(self.args[0]) if self.args else ""
+

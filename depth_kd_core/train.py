@@ -27,7 +27,9 @@ from tqdm import tqdm
 from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
 from depth_kd_core.data.datasets import build_datasets, load_size
-from depth_kd_core.errors import DepthKDError
+from depth_kd_core.data.datasets import SKIPPED_KEY
+from depth_kd_core.cli import run_cli, setup_cli_logging
+from depth_kd_core.errors import CheckpointError, DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics
 from depth_kd_core.recipes.registry import create_recipe, list_recipes
@@ -42,6 +44,7 @@ from depth_kd_core.training.distributed import (
 )
 from depth_kd_core.training.logging import Logger
 from depth_kd_core.training.optim import build_optimizer, build_scheduler
+from depth_kd_core.training.run_dir import prepare_run_dir
 from depth_kd_core.training.sampling import EpochSampler, EpochSeededDataset
 from depth_kd_core.training.teacher_cache import TeacherCache
 from depth_kd_core.training.visuals import validation_grid
@@ -61,12 +64,22 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
 class Trainer:
     """Builds everything from a TrainConfig and runs ``fit()``."""
 
-    def __init__(self, cfg: TrainConfig, resume: str | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, resume: str | None = None,
+                 overwrite: bool = False) -> None:
+        """Args:
+            cfg: the merged training config.
+            resume: "auto" (the run folder's newest complete checkpoint) or a checkpoint path.
+            overwrite: train into a ``trainer.out_dir`` that holds an earlier run, moving that
+                run into ``replaced_<time>/`` (see ``training.run_dir``); without it (or
+                ``resume``) such a folder is refused.
+        """
         self.cfg = cfg
         tcfg = cfg.trainer
         self.dist, self.device = init_distributed(tcfg.device)
-        seed_everything(cfg.seed, tcfg.deterministic)  # same init on every rank
         self.out_dir = Path(tcfg.out_dir)
+        if self.dist.is_main:  # before anything is built: a refusal costs nothing
+            prepare_run_dir(self.out_dir, bool(resume), overwrite)
+        seed_everything(cfg.seed, tcfg.deterministic)  # same init on every rank
         self.recipe = create_recipe(cfg.recipe.name, cfg.recipe, model=cfg.model,
                                     teacher=cfg.teacher).to(self.device)
         cuda = self.device.type == "cuda"
@@ -93,7 +106,9 @@ class Trainer:
         self.history: list[dict[str, float]] = []  # scalars of every step run by this process
         self.rig: dict[str, float] = {}  # training camera: focal (px at input size), baseline
         best_key, higher = self.recipe.BEST_METRIC
-        self.ckpts = CheckpointManager(self.out_dir, tcfg.keep_last, best_key, higher)
+        self.ckpts = CheckpointManager(self.out_dir, tcfg.keep_last, best_key, higher,
+                                       writer=self.dist.is_main)
+        self.skipped_bad = 0  # items replaced under data.skip_bad_frames (training batches)
         self.logger = Logger(self.out_dir / "tb", tcfg.tensorboard and self.dist.is_main)
         self._setup_teacher_cache()
         if self.dist.is_main:
@@ -138,21 +153,48 @@ class Trainer:
         self.recipe.teacher_cache = TeacherCache(self.out_dir / "teacher_cache", keys)
 
     def _resume(self, resume: str) -> None:
-        path = self.ckpts.last if resume == "auto" else Path(resume)
-        ckpt = load_checkpoint(path, map_location=self.device)
-        self.recipe.student.load_state_dict(ckpt["state_dict"])
-        self.recipe.extras.load_state_dict(ckpt.get("extra_state", {}))
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt.get("scaler", {}))
+        if resume == "auto":
+            path, ckpt = self.ckpts.load_latest(map_location=self.device)
+        else:
+            path = Path(resume)
+            ckpt = load_checkpoint(path, map_location=self.device)
+        self._check_resumable(path, ckpt)
+        try:
+            self.recipe.student.load_state_dict(ckpt["state_dict"])
+            self.recipe.extras.load_state_dict(ckpt.get("extra_state", {}))
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+                self.scaler.load_state_dict(ckpt.get("scaler", {}))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"--resume: {path} does not fit this run's model or optimiser "
+                                  f"(was the config changed?): {str(exc).splitlines()[0]}; "
+                                  f"resume with the config the run started with") from exc
         self.step, self.metrics = int(ckpt["step"]), dict(ckpt.get("metrics", {}))
+        self.skipped_bad = int(ckpt.get("skipped_bad", 0))
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"])
         best = ckpt.get("best_value")
         self.ckpts.best_value = float(best) if best is not None else None
         if self.dist.is_main:
             tqdm.write(f"[depth_kd] resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def _check_resumable(self, path: Path, ckpt: dict) -> None:
+        """A training checkpoint of this run's student and recipe, or a CheckpointError."""
+        want_model, want_recipe = self.recipe.student.cfg.name, self.cfg.recipe.name
+        got_recipe = ckpt.get("recipe", "?")
+        if ckpt["model_name"] != want_model or got_recipe not in (want_recipe, "?"):
+            raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "
+                                  f"'{got_recipe}', but this run trains '{want_model}' with "
+                                  f"recipe '{want_recipe}'; resume from this run's own "
+                                  f"checkpoints/last.pt, or start a new run without --resume")
+        missing = [k for k in ("step", *(("optimizer", "scheduler") if self.optimizer else ()))
+                   if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"--resume: {path} has no training state ({', '.join(missing)}"
+                                  f" missing: an exported or inference-only checkpoint?); "
+                                  f"resume from a run's checkpoints/last.pt or step_*.pt, or "
+                                  f"start a new run")
 
     # ------------------------------------------------------------------ loop
 
@@ -206,6 +248,9 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One optimiser step; returns the step's scalars as floats."""
+        skipped = batch.pop(SKIPPED_KEY, None)
+        if skipped is not None:
+            self.skipped_bad += int(skipped.sum())
         if not self.rig:
             self.rig = {"focal_px": float(batch["K"][0, 0, 0])}
             if "baseline" in batch:
@@ -249,6 +294,7 @@ class Trainer:
         for i, batch in enumerate(self.val_loader):
             if limit and i >= limit:
                 break
+            batch.pop(SKIPPED_KEY, None)
             batch = _to_device(batch, self.device, self.channels_last)
             out = self.recipe.predict(batch)
             m = self.recipe.validation_metrics(batch, out)
@@ -284,6 +330,7 @@ class Trainer:
             "metrics": dict(self.metrics),
             "rng": rng,
             "recipe": self.cfg.recipe.name,
+            "skipped_bad": self.skipped_bad,
         }
         if self.optimizer is not None:
             payload.update(optimizer=self.optimizer.state_dict(),
@@ -304,6 +351,7 @@ class Trainer:
         changes = {"input_height": height, "input_width": width}
         if not self.rig:  # nothing trained in this process (sgbm, resumed at the end)
             batch = next(iter(self.val_loader))
+            batch.pop(SKIPPED_KEY, None)
             self.rig = {"focal_px": float(batch["K"][0, 0, 0])}
             if "baseline" in batch:
                 self.rig["baseline_m"] = float(batch["baseline"][0])
@@ -315,6 +363,10 @@ class Trainer:
 
     def _finish(self) -> None:
         self.logger.close()
+        if self.skipped_bad and self.dist.is_main:
+            tqdm.write(f"[depth_kd] skipped {self.skipped_bad} bad training items "
+                       f"(data.skip_bad_frames; each is named in a warning above)",
+                       file=sys.stderr)
         cache = getattr(self.recipe, "teacher_cache", None)
         if cache is not None and self.dist.is_main:
             tqdm.write(f"[depth_kd] teacher cache: {cache.hits} hits, {cache.misses} misses",
@@ -339,23 +391,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="continue an interrupted run: from trainer.out_dir's "
                              "checkpoints/last.pt, or from CKPT")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train into a trainer.out_dir that holds an earlier run: that "
+                             "run's files are moved into OUT_DIR/replaced_<time>/ (never "
+                             "deleted); without this flag or --resume such a folder is refused")
     parser.add_argument("--print-config", action="store_true",
                         help="print the merged config and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: DEPTH_KD_DEBUG=1)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (2: a config, data or output problem,
+    named in one line on stderr)."""
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_train_config(args.config, args.overrides)
-        if args.print_config:
-            print(dump_yaml(cfg), end="")
-            return 0
-        start = time.time()
-        metrics = Trainer(cfg, resume=args.resume).fit()
-    except DepthKDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.train")
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.resume and args.overwrite:
+        raise DepthKDError("--resume continues the run in trainer.out_dir and --overwrite moves "
+                           "it aside; give one of them")
+    cfg = load_train_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    setup_cli_logging()
+    start = time.time()
+    metrics = Trainer(cfg, resume=args.resume, overwrite=args.overwrite).fit()
     summary = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:6])
     print(f"done in {time.time() - start:.0f}s: {cfg.trainer.out_dir} ({summary})")
     return 0

@@ -19,7 +19,7 @@ from depth_kd_core.bag_infer import infer_bag, main
 from depth_kd_core.data import msg_codec as mc
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.data.writers import BagTopics, write_synthetic_bag
-from depth_kd_core.errors import BagError
+from depth_kd_core.errors import BagError, OutputError
 from depth_kd_core.inference import DepthEstimator
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
@@ -154,12 +154,17 @@ def test_existing_output_is_kept_unless_overwrite(stereo_bag, ckpt, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(BagError, match="exists"):
+    with pytest.raises(OutputError, match="exists"):
         infer_bag(stereo_bag, out, ckpt, image_topic=TOPICS.left, device="cpu", progress=False)
+    with pytest.raises(OutputError, match="not a rosbag2 bag folder"):  # --overwrite: bags only
+        infer_bag(stereo_bag, out, ckpt, image_topic=TOPICS.left, device="cpu", progress=False,
+                  overwrite=True)
     assert (out / "keep.txt").read_text() == "mine"
-    infer_bag(stereo_bag, out, ckpt, image_topic=TOPICS.left, device="cpu", progress=False,
-              overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "metadata.yaml").is_file()
+    bag = tmp_path / "bag_out"
+    infer_bag(stereo_bag, bag, ckpt, image_topic=TOPICS.left, device="cpu", progress=False)
+    infer_bag(stereo_bag, bag, ckpt, image_topic=TOPICS.left, device="cpu", progress=False,
+              overwrite=True)  # an earlier output bag is replaced
+    assert (bag / "metadata.yaml").is_file()
 
 
 def test_ambiguous_or_missing_topics_are_named(stereo_bag, ckpt, tmp_path):
@@ -181,5 +186,6 @@ def test_cli(stereo_bag, ckpt, tmp_path, capsys):
                  "--out-namespace", "/est"])
     text = capsys.readouterr().out
     assert code == 0 and f"{N} frames" in text and f"/est/depth: {N} messages" in text
-    assert main([str(stereo_bag), str(tmp_path / "cli"), "--checkpoint", str(ckpt)]) == 1
-    assert "exists" in capsys.readouterr().err
+    assert main([str(stereo_bag), str(tmp_path / "cli"), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "exists" in err and len(err.strip().splitlines()) == 1

@@ -17,7 +17,7 @@ from depth_kd_core.data.camera_model import CameraCalibration, Rectifier, needs_
 from depth_kd_core.data.msg_codec import msg_to_depth_m, msg_to_rgb8
 from depth_kd_core.data.schema import map_to_tensor
 from depth_kd_core.data.transforms import resize_depth, resize_image, scale_intrinsics
-from depth_kd_core.errors import BagError
+from depth_kd_core.errors import BagError, DepthKDError
 
 LOG = logging.getLogger(__name__)
 # Rectify and resize in one remap down to this scale; below it bilinear sampling would skip
@@ -86,6 +86,40 @@ class BagDatasetBase(Dataset):
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
+    main_topic = ""  # the topic whose frames are the items (set by subclasses)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        try:
+            return self._item(index)
+        except DepthKDError as exc:
+            stamp = int(self.topics[self.main_topic].stamp_ns[self.rows[index, LEFT]])
+            raise BagError(f"bag {self.path} item {index} ('{self.main_topic}' stamp {stamp} ns): "
+                           f"{exc}; data.skip_bad_frames=true skips bad frames") from exc
+
+    def _item(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def summary(self) -> tuple[str, bool]:
+        """(one line: items kept from how many frames, what was dropped and why; whether
+        anything was dropped or the bag is damaged)."""
+        n = len(self.topics[self.main_topic]) if self.main_topic in self.topics else 0
+        parts = [f"bag {self.path}: {len(self)} items from {n} frames on '{self.main_topic}'"]
+        report = getattr(self, "sync_report", None)
+        reduced = False
+        if report is not None:
+            parts.append(f"stereo sync: {report}")
+            reduced = report.matched < max(n, len(self.topics[self.right_topic]))
+        dropped = {k: v for k, v in getattr(self, "dropped", {}).items() if v}
+        if dropped:
+            parts.append("dropped: " + ", ".join(
+                f"{v} without {'neighbours' if k == 'sequence' else repr(k)}"
+                for k, v in dropped.items()))
+        if self.damage:
+            parts.append(self.damage)
+        return "; ".join(parts), reduced or bool(dropped) or bool(self.damage)
+
     def close(self) -> None:
         """Close this process's bag reader."""
         self.bag.close()
@@ -118,6 +152,11 @@ class BagDatasetBase(Dataset):
             self.calib[topic], self.rectify[topic] = None, False
             return self.K_native
         calib = calib.scaled_to(*shape, source=self._src(topic))
+        K = calib.rectified_K()
+        if not (K[0, 0] > 0 and K[1, 1] > 0):
+            raise BagError(f"{self._src(topic)}: camera_info is uncalibrated (focal length "
+                           f"fx = {K[0, 0]:g}, fy = {K[1, 1]:g} in both K and P); calibrate the "
+                           f"camera (ROS camera_calibration) and record its CameraInfo")
         self.calib[topic] = calib
         self.rectify[topic] = needs_rectification(calib, topic, self.rectify_mode)
         return calib.rectified_K()

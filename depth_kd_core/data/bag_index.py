@@ -26,7 +26,7 @@ from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import BagError
-from depth_kd_core.fileio import atomic_path
+from depth_kd_core.fileio import atomic_path, remove_stale_temps
 
 LOG = logging.getLogger(__name__)
 INDEX_VERSION = 2
@@ -94,9 +94,8 @@ def check_topics(reader: BagReader, wanted: dict[str, tuple[str, ...]]) -> dict[
     for topic, types in wanted.items():
         if topic not in present:
             kind = "camera_info topic" if types == (CAMERA_INFO,) else "topic"
-            damage = f" ({reader.damage})" if reader.damage else ""
-            raise BagError(f"{kind} '{topic}' is missing from bag {reader.path}{damage}; topics "
-                           f"in the bag: {reader.describe_topics() or 'none'}")
+            raise BagError(f"{kind} '{topic}' is missing from bag {reader.path}; topics "
+                           f"in the bag: {reader.describe_topics()}")
         if present[topic][0] not in types:
             raise BagError(f"topic '{topic}' in bag {reader.path} has type {present[topic][0]}; "
                            f"expected {' or '.join(types)}")
@@ -180,9 +179,16 @@ def save_index(index: BagIndex, file: Path) -> None:
 
 
 def load_index(file: Path) -> BagIndex:
-    """Read an index written by :func:`save_index`."""
+    """Read an index written by :func:`save_index`.
+
+    Raises:
+        ValueError: the file is not a complete index of this version (any other exception
+            from a damaged file, e.g. ``zipfile.BadZipFile`` or ``EOFError``, means the same).
+    """
     with np.load(file, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
+        if meta.get("version") != INDEX_VERSION:
+            raise ValueError(f"index version {meta.get('version')}, expected {INDEX_VERSION}")
         topics = {}
         for i, t in enumerate(meta["topics"]):
             has = f"off{i}" in data
@@ -190,6 +196,9 @@ def load_index(file: Path) -> BagIndex:
                                             data[f"stamp{i}"], data[f"ord{i}"], t["calibration"],
                                             data[f"off{i}"] if has else None,
                                             data[f"len{i}"] if has else None)
+            if not (len(topics[t["topic"]].stamp_ns) == len(topics[t["topic"]].ordinal)
+                    == len(topics[t["topic"]])):
+                raise ValueError(f"topic {t['topic']}: arrays of different lengths")
     return BagIndex(meta["path"], topics, meta["damage"], meta["available"],
                     meta.get("mcap_file", ""))
 
@@ -200,11 +209,17 @@ def load_or_scan(reader: BagReader, wanted: dict[str, tuple[str, ...]],
     key = index_key(reader.path, list(wanted))
     folder = Path(cache_dir) if cache_dir else default_cache_dir(reader.path)
     file = folder / f".{reader.path.name}.{key}.depth_kd_index.npz"
+    remove_stale_temps(folder, f".{reader.path.name}.*.depth_kd_index.npz")  # killed savers
     if file.is_file():
         try:
             return load_index(file)
-        except (OSError, ValueError, KeyError) as exc:
-            LOG.warning("ignoring unreadable bag index %s (%s); rescanning", file, exc)
+        except Exception as exc:  # noqa: BLE001 - truncated, empty or foreign: all rebuilt
+            LOG.warning("bag index cache %s is unreadable (%s: %s); removing it and rescanning "
+                        "the bag", file, type(exc).__name__, exc)
+            try:
+                file.unlink()  # our own cache; a bad one must not outlive this run
+            except OSError as rm_exc:
+                LOG.warning("could not remove %s: %s", file, rm_exc)
     index = scan(reader, wanted, progress)
     try:
         save_index(index, file)

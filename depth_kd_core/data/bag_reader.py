@@ -206,8 +206,10 @@ class BagReader:
                 for name, info in self.reader.topics.items()}
 
     def describe_topics(self) -> str:
-        """Human-readable topic list for error messages."""
-        return ", ".join(f"{t} ({typ}, {n} msgs)" for t, (typ, n) in sorted(self.topics().items()))
+        """Human-readable topic list for error messages; names the damage of a damaged bag."""
+        text = ", ".join(f"{t} ({typ}, {n} msgs)" for t, (typ, n) in sorted(self.topics().items()))
+        text = text or "none could be read"
+        return f"{text} ({self.damage})" if self.damage else text
 
     def connections(self, topics: Iterable[str]) -> list:
         wanted = set(topics)

@@ -22,10 +22,47 @@ from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
 from depth_kd_core.data.synthetic_dataset import SyntheticStereoDataset
 from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose, Crop,
                                            HorizontalFlip, RandomScaleCrop)
-from depth_kd_core.errors import DataError
+from depth_kd_core.errors import DataError, DepthKDError
 
 LOG = logging.getLogger(__name__)
 ALWAYS = {"left", "K", "stamp_ns", "index"}
+# Item key added by SkipBadItems (data.skip_bad_frames): int64, how many bad items were passed
+# over to produce this one. Not a batch-schema key: the trainer removes and counts it.
+SKIPPED_KEY = "bad_items_skipped"
+MAX_CONSECUTIVE_BAD = 64  # more bad items in a row than this is a broken source, not a glitch
+
+
+class SkipBadItems(Dataset):
+    """Replaces an item that raises a :class:`DepthKDError` (an undecodable frame, a damaged
+    chunk) by the next good one, warning once per item and process.
+
+    Every item carries :data:`SKIPPED_KEY`, so batches collate and the trainer can report the
+    count. Deterministic: item i always becomes the same good item.
+    """
+
+    def __init__(self, base: Dataset, name: str) -> None:
+        self.base, self.name = base, name
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        n = len(self.base)
+        for k in range(min(n, MAX_CONSECUTIVE_BAD)):
+            j = (i + k) % n
+            try:
+                item = dict(self.base[j])
+            except DepthKDError as exc:
+                if j not in self._warned:
+                    self._warned.add(j)
+                    LOG.warning("skipped bad %s item %d: %s", self.name, j, exc)
+                continue
+            item[SKIPPED_KEY] = torch.tensor(k, dtype=torch.int64)
+            return item
+        raise DataError(f"{self.name} items {i}..{i + min(n, MAX_CONSECUTIVE_BAD) - 1} are all "
+                        f"unreadable (data.skip_bad_frames=true); the source is broken, see the "
+                        f"warnings above")
 
 
 class ItemView(Dataset):
@@ -160,8 +197,10 @@ def build_datasets(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     check_needs(cfg, needs)
     builder = {"synthetic": _synthetic, "kitti": _kitti, "rosbag": _rosbag}[cfg.source]
     train, val = builder(cfg, needs)
+    if cfg.skip_bad_frames:
+        train, val = SkipBadItems(train, "training"), SkipBadItems(val, "validation")
     sample = train[0]
-    missing = sorted(needs - set(sample))
+    missing = sorted(needs - set(sample) - {SKIPPED_KEY})
     if missing:  # a guard on the builders themselves
         raise DataError(f"data source '{cfg.source}' built items without {missing}")
     val_crop = Crop(cfg.height, cfg.width, "center") if _crops(cfg) else None
@@ -247,8 +286,11 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
         return MonoBagDataset(path, r.left_topic, r.left_info_topic or None, **common)
 
     full = make(r.path)
+    _report(full)
     if r.val_path:
-        return full, make(r.val_path)
+        val = make(r.val_path)
+        _report(val)
+        return full, val
     n = len(full)
     n_val = max(1, int(round(n * r.val_fraction)))
     if n - n_val < 1:
@@ -256,3 +298,10 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
                         f"(data.rosbag.val_fraction={r.val_fraction}); set data.rosbag.val_path")
     # Contiguous tail: neighbouring frames are nearly identical, so a random split would leak.
     return ItemView(full, range(n - n_val)), ItemView(full, range(n - n_val, n))
+
+
+def _report(ds: Dataset) -> None:
+    """Say what a bag dataset kept and dropped: a warning when frames were dropped (duplicate
+    or unmatched stamps, missing depth or neighbours), else an info line."""
+    summary, reduced = ds.summary()
+    (LOG.warning if reduced else LOG.info)("%s", summary)

@@ -59,6 +59,7 @@ class MonoBagDataset(BagDatasetBase):
         super().__init__(path, height=height, width=width, rectify=rectify,
                          cache_dir=cache_dir, transform=transform, progress=progress)
         self.image_topic, self.depth_topic, self.dropped = image_topic, depth_topic, {}
+        self.main_topic = image_topic
         if info_topic is None and K is None:
             info_topic = guess_info_topic(image_topic, self.bag.topics())
             if info_topic is None:
@@ -94,9 +95,7 @@ class MonoBagDataset(BagDatasetBase):
             self.K_native = np.asarray(K, dtype=np.float64).reshape(3, 3)
             self._setup_camera(image_topic, None, self.native)
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+    def _item(self, index: int) -> dict:
         row = self.rows[index]
         cols = {LEFT: self.image_topic, PREV: self.image_topic, NEXT: self.image_topic}
         if self.depth_topic:
@@ -151,6 +150,7 @@ class StereoBagDataset(BagDatasetBase):
         super().__init__(path, height=height, width=width, rectify=rectify,
                          cache_dir=cache_dir, transform=transform, progress=progress)
         self.left_topic, self.right_topic, self.depth_topic = left_topic, right_topic, depth_topic
+        self.main_topic = left_topic
         self.dropped: dict[str, int] = {}
         if left_topic == right_topic or left_info_topic == right_info_topic:
             raise BagError(f"bag {self.path}: left and right must be different topics, got "
@@ -206,9 +206,7 @@ class StereoBagDataset(BagDatasetBase):
                            f"{left[1]}x{left[0]} but '{self.right_topic}' is "
                            f"{right[1]}x{right[0]}")
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+    def _item(self, index: int) -> dict:
         row = self.rows[index]
         cols = {LEFT: self.left_topic, RIGHT: self.right_topic, PREV: self.left_topic,
                 NEXT: self.left_topic}

@@ -13,6 +13,7 @@ method-specific: it calls ``recipe(batch, step)`` (= ``training_step``) and
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.base import ModelCfg, freeze
 from depth_kd_core.models.registry import create_model, model_cfg
 from depth_kd_core.recipes.validation import depth_validation
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +55,10 @@ class Recipe(nn.Module):
     NEEDS: frozenset[str] = frozenset()  # batch keys the step reads besides left and K
     BEST_METRIC: tuple[str, bool] = ("abs_rel", False)  # (key, higher is better)
     TRAINABLE: bool = True  # False: nothing to optimise (classical teachers)
+    # Teacher output keys the training step reads (model-output contract, models/base.py).
+    # None: those of the default teacher's kind ("semantics" for a segmentation teacher, else
+    # "depth"); a recipe that reads more (guidance, features) lists them all.
+    TEACHER_OUTPUTS: frozenset[str] | None = None
 
     def __init__(self, cfg: RecipeCfg, model_cfg_: ModelCfg | None = None,
                  teacher_cfg: ModelCfg | None = None) -> None:
@@ -73,6 +80,8 @@ class Recipe(nn.Module):
         """The frozen teacher: from ``cfg.teacher_checkpoint``, else built untrained."""
         if self.cfg.teacher_checkpoint:
             teacher, _ = model_from_checkpoint(self.cfg.teacher_checkpoint)
+            self.check_teacher_outputs(teacher, f"recipe.teacher_checkpoint "
+                                                f"{self.cfg.teacher_checkpoint}")
         else:
             cfg = teacher_cfg or model_cfg(self.DEFAULT_TEACHER)
             needs_weights = any(True for _ in create_model(cfg.name, cfg).parameters())
@@ -83,6 +92,44 @@ class Recipe(nn.Module):
                     f"teacher recipe, e.g. config/stereo_supervised_quick.yaml)")
             teacher = create_model(cfg.name, cfg)
         return freeze(teacher)
+
+    def required_teacher_outputs(self) -> frozenset[str]:
+        """The teacher output keys this recipe's training step reads."""
+        if self.TEACHER_OUTPUTS is not None:
+            return frozenset(self.TEACHER_OUTPUTS)
+        kind = model_cfg(self.DEFAULT_TEACHER).output_kind
+        return frozenset({"semantics" if kind == "semantics" else "depth"})
+
+    @torch.no_grad()
+    def check_teacher_outputs(self, teacher: nn.Module, source: str) -> None:
+        """Fail now, naming ``source``, if ``teacher`` lacks outputs the step reads (e.g. a
+        student or a segmentation net given where a depth teacher is expected).
+
+        The outputs are those of one forward pass on a small blank input (CPU, batch 1).
+        """
+        cfg = teacher.cfg
+        side = 2 * max(int(cfg.size_multiple), 32)
+        x = torch.zeros(1, 3, side, side)
+        context = {"K": torch.tensor([[[side, 0.0, side / 2], [0.0, side, side / 2],
+                                       [0.0, 0.0, 1.0]]]),
+                   "baseline": torch.tensor([0.54]), "teacher_depth": torch.ones(1, 1, side, side)}
+        training = teacher.training
+        teacher.eval()  # no batch-norm statistics touched, no random draws
+        try:
+            out = teacher(x, x if cfg.stereo_input else None, **context)
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot run proves nothing
+            LOG.warning("could not check the outputs of teacher '%s' from %s on a blank "
+                        "input (%s); continuing", cfg.name, source, exc)
+            return
+        finally:
+            teacher.train(training)
+        missing = sorted(self.required_teacher_outputs() - set(out))
+        if missing:
+            raise ConfigError(
+                f"{source} holds '{cfg.name}' ({cfg.output_kind}), which outputs "
+                f"{sorted(out)} but not {missing}, which recipe '{self.cfg.name}' distils from; "
+                f"give a checkpoint of a '{self.DEFAULT_TEACHER}' (or another model with those "
+                f"outputs) trained by a teacher recipe")
 
     @property
     def teacher(self) -> nn.Module:

@@ -1,22 +1,38 @@
-"""Checkpoint rotation for a run folder: step files, ``last.pt``, ``best.pt``."""
+"""Checkpoint rotation for a run folder: step files, ``last.pt``, ``best.pt``; and which
+complete checkpoint ``--resume`` continues from."""
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from pathlib import Path
 
-from depth_kd_core.checkpoint import save_checkpoint
-from depth_kd_core.fileio import atomic_path
+import torch
+
+from depth_kd_core.checkpoint import load_checkpoint, save_checkpoint
+from depth_kd_core.errors import CheckpointError
+from depth_kd_core.fileio import atomic_path, ensure_dir, remove_stale_temps
+
+LOG = logging.getLogger(__name__)
+STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 class CheckpointManager:
     """Writes ``checkpoints/step_XXXXXXXX.pt`` atomically, keeps the last N, and maintains
-    ``last.pt`` (what ``--resume`` reads) and ``best.pt`` (best validation metric)."""
+    ``last.pt`` (what ``--resume`` reads) and ``best.pt`` (best validation metric).
+
+    Temporaries that a killed earlier writer left in ``checkpoints/`` are removed when the
+    manager is created (see ``fileio.remove_stale_temps``).
+    """
 
     def __init__(self, run_dir: str | Path, keep_last: int, best_key: str,
-                 higher_is_better: bool) -> None:
+                 higher_is_better: bool, writer: bool = True) -> None:
         self.dir = Path(run_dir) / "checkpoints"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if writer:  # the main process; other DDP ranks only read
+            ensure_dir(self.dir, "checkpoint folder")
+            for name in ("step_*.pt", "last.pt", "best.pt"):
+                remove_stale_temps(self.dir, name)
         self.keep_last = max(keep_last, 1)
         self.best_key, self.higher = best_key, higher_is_better
         self.best_value: float | None = None
@@ -44,6 +60,44 @@ class CheckpointManager:
             with atomic_path(self.best) as tmp:
                 shutil.copyfile(path, tmp)
         return path
+
+    def step_files(self) -> list[Path]:
+        """``step_*.pt`` files, newest (highest step) first."""
+        files = [p for p in self.dir.glob("step_*.pt") if STEP_FILE.match(p.name)]
+        return sorted(files, key=lambda p: int(STEP_FILE.match(p.name).group(1)), reverse=True)
+
+    def load_latest(self, map_location: str | torch.device = "cpu") -> tuple[Path, dict]:
+        """The newest complete checkpoint of this folder: (path, checkpoint).
+
+        ``last.pt`` when it is as new as the newest step file, else the newest readable step
+        file (a kill while ``last.pt`` was being copied leaves the step file complete).
+
+        Raises:
+            CheckpointError: the folder holds no readable checkpoint.
+        """
+        candidates = self.step_files()
+        newest = int(STEP_FILE.match(candidates[0].name).group(1)) if candidates else -1
+        if self.last.is_file():
+            candidates.insert(0, self.last)
+        problems = []
+        best: tuple[Path, dict] | None = None
+        for path in candidates:
+            try:
+                ckpt = load_checkpoint(path, map_location)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+                continue
+            if best is None or int(ckpt.get("step", -1)) > int(best[1].get("step", -1)):
+                best = (path, ckpt)
+            if path != self.last or int(ckpt.get("step", -1)) >= newest:
+                break  # step files come newest first: the first one read wins
+        if best is None:
+            why = f" ({'; '.join(problems)})" if problems else ""
+            raise CheckpointError(f"no checkpoint to resume from in {self.dir}{why}; start the "
+                                  f"run anew with --overwrite, or give --resume CKPT")
+        if problems:
+            LOG.warning("skipped unreadable checkpoints: %s", "; ".join(problems))
+        return best
 
     def is_better(self, value: float) -> bool:
         if self.best_value is None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from depth_kd_core.config import build_dataclass, deep_merge, parse_overrides, read_yaml, \
-    registry_section
+from depth_kd_core.config import bounded, build_dataclass, deep_merge, parse_overrides, \
+    read_yaml, registry_section
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.base import ModelCfg
@@ -26,20 +26,20 @@ class OptimCfg:
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    lr: float = bounded(1e-4, gt=0, hint="the (peak) learning rate, e.g. 1e-4")
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1)
+    weight_decay: float = bounded(0.0, ge=0)
+    momentum: float = bounded(0.9, ge=0)
+    grad_clip: float = bounded(0.0, ge=0)  # max global grad norm; 0 = off
     schedule: Literal["constant", "poly", "step", "multistep", "onecycle"] = "constant"
-    poly_power: float = 0.9
-    min_lr_ratio: float = 0.0
-    step_epochs: int = 15
-    gamma: float = 0.1
-    milestones: list[int] = field(default_factory=list)
-    onecycle_div: float = 25.0
-    onecycle_final_div: float = 100.0
-    onecycle_pct: float = 0.3
+    poly_power: float = bounded(0.9, gt=0)
+    min_lr_ratio: float = bounded(0.0, ge=0, le=1)
+    step_epochs: int = bounded(15, ge=1)
+    gamma: float = bounded(0.1, gt=0)
+    milestones: list[int] = bounded([], ge=0)
+    onecycle_div: float = bounded(25.0, gt=0)
+    onecycle_final_div: float = bounded(100.0, gt=0)
+    onecycle_pct: float = bounded(0.3, gt=0, lt=1)
 
 
 @dataclass
@@ -51,22 +51,22 @@ class TrainerCfg:
     """
 
     out_dir: str = "runs/default"
-    epochs: int = 10
-    max_steps: int = 0
+    epochs: int = bounded(10, ge=1, hint="or set trainer.max_steps")
+    max_steps: int = bounded(0, ge=0, hint="0 = run trainer.epochs epochs")
     device: str = "auto"
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only
     # CPU only: treat subnormal floats as 0. A sharpening softmax (SDFA's disparity volume)
     # fills activations and gradients with subnormals, which run ~5x slower on x86 CPUs.
     flush_denormal: bool = True
-    log_every: int = 10
-    val_every_epochs: int = 1
-    max_val_batches: int = 0  # 0 = the whole validation set
-    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch (and of training)
-    keep_last: int = 3
+    log_every: int = bounded(10, ge=1)
+    val_every_epochs: int = bounded(1, ge=1)
+    max_val_batches: int = bounded(0, ge=0)  # 0 = the whole validation set
+    checkpoint_every_steps: int = bounded(0, ge=0)  # 0 = at each epoch end (and at the end)
+    keep_last: int = bounded(3, ge=1)
     cache_teacher: bool = False  # keep teacher outputs on disk (needs augment.enabled=false)
     tensorboard: bool = True
-    image_every_epochs: int = 1
+    image_every_epochs: int = bounded(1, ge=1)
     progress: bool = True
     deterministic: bool = False
     find_unused_parameters: bool = True  # DDP: stage-wise recipes leave parameters idle
@@ -76,7 +76,7 @@ class TrainerCfg:
 class TrainConfig:
     """The whole training config (see README: Configuration)."""
 
-    seed: int = 0
+    seed: int = bounded(0, ge=0, lt=2**32)
     recipe: RecipeCfg = registry_section("recipe", lambda: _default_recipe())
     model: ModelCfg | None = registry_section("model", lambda: None)
     teacher: ModelCfg | None = registry_section("model", lambda: None)

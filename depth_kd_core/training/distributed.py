@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from depth_kd_core.errors import ConfigError
+
 
 @dataclass
 class DistInfo:
@@ -30,14 +32,29 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> cuda:<local_rank> when CUDA is available, else cpu; otherwise as given."""
+def pick_device(name: str, local_rank: int = 0, key: str = "trainer.device") -> torch.device:
+    """"auto" -> cuda:<local_rank> when CUDA is available, else cpu; otherwise as given.
+
+    Raises:
+        ConfigError: naming ``key``, for an unknown device or CUDA on a machine without it.
+    """
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else \
             torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{key}={name!r} is not a device; use auto, cpu, cuda or "
+                          f"cuda:N") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={name} but CUDA is not available on this machine")
+        raise ConfigError(f"{key}={name} but CUDA is not available on this machine; "
+                          f"use {key}=cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"{key}={name} but this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
+                          f"cuda:{torch.cuda.device_count() - 1}")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}={name}: only cpu and cuda are supported")
     return device
 
 

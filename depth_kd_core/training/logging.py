@@ -30,3 +30,5 @@ class Logger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
