@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from depth_kd_core.baselines import DepthPrior, PriorPredictor, fit_depth_prior
 from depth_kd_core.checkpoint import model_from_checkpoint
+from depth_kd_core.cli import run_cli
 from depth_kd_core.config import build_dataclass, deep_merge, dump_yaml, parse_overrides, read_yaml
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import build_datasets
@@ -257,14 +258,16 @@ def main(argv: list[str] | None = None) -> int:
                                          "config works: its data section is used)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="e.g. eval.crop=garg data.source=kitti data.kitti.root=...")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: DEPTH_KD_DEBUG=1)")
     args = parser.parse_args(argv)
-    try:
-        cfg = load_eval_config(args.config, args.overrides, args.checkpoint, args.model,
-                               args.teacher)
-        result = run(cfg)
-    except DepthKDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.evaluate")
+
+
+def _main(args: argparse.Namespace) -> int:
+    cfg = load_eval_config(args.config, args.overrides, args.checkpoint, args.model,
+                           args.teacher)
+    result = run(cfg)
     s = result["summary"]
     keys = [k for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "silog", "coverage",
                         "agree_abs_rel", "spearman_sigma_abs_err", "ause_abs_err") if k in s]
@@ -308,7 +311,7 @@ def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
     spec = ev.checkpoint or ev.model
     if not spec:
         raise DepthKDError("name what to evaluate: --checkpoint PATH or --model NAME")
-    device = pick_device(ev.device)
+    device = pick_device(ev.device, key="eval.device")
     predictor = Predictor.load(spec, device)
     teacher = Predictor.load(ev.teacher, device) if ev.teacher else None
     needs = {"depth_gt"}

@@ -52,6 +52,7 @@ def feature_channels(model: nn.Module) -> list[int]:
 class AduDepth(Recipe):
     DEFAULT_STUDENT = "adu_student"
     DEFAULT_TEACHER = "stereo_concat_teacher"
+    TEACHER_OUTPUTS = frozenset({"depth", "features"})
     NEEDS = frozenset({"depth_gt", "right"})
 
     def __init__(self, cfg, model_cfg_=None, teacher_cfg=None) -> None:

@@ -34,6 +34,7 @@ class DacnnRecipeCfg(SupervisedCfg):
 class Dacnn(Recipe):
     DEFAULT_STUDENT = "dacnn_student"
     DEFAULT_TEACHER = "stereo_corr_teacher"
+    TEACHER_OUTPUTS = frozenset({"depth", "guidance"})
     NEEDS = frozenset({"depth_gt", "right"})
 
     def training_step(self, batch: dict, step: int) -> dict:

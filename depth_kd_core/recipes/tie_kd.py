@@ -43,6 +43,10 @@ class TieKD(Recipe):
     DEFAULT_STUDENT = "tiekd_student"
     DEFAULT_TEACHER = "sgbm_teacher"
 
+    def required_teacher_outputs(self) -> frozenset[str]:
+        extra = {"confidence"} if self.cfg.confidence_weight else set()
+        return super().required_teacher_outputs() | extra
+
     def training_step(self, batch: dict, step: int) -> dict:
         self.check_batch(batch)
         teacher = self.teacher_output(batch)
