@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate
+from depth_kd_core.baselines import fit_depth_prior
+from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, score_baselines
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.fileio import atomic_write_text
@@ -202,6 +203,21 @@ def test_set(profile: Profile, stereo: bool, seed: int = 1000):
 CROPS = ("none", "garg")  # whole frame (primary), KITTI Garg crop
 
 
+def baselines(profile: Profile) -> dict:
+    """The no-image prior (per-pixel mean log-depth of the training scenes' rendered depth)
+    and the constant, scored like a model: ``{name: {crop: summary}}``."""
+    train = build_datasets(DataCfg(height=profile.height, width=profile.width, augment=dataclasses
+                                   .replace(DataCfg().augment, enabled=False),
+                                   synthetic=SyntheticSourceCfg(scenes=profile.train_scenes,
+                                                                gt="dense")), {"depth_gt"})[0]
+    prior = fit_depth_prior(train, max_images=len(train), progress=False)
+    data = test_set(profile, stereo=False)
+    return {name: {crop: summary[name] for crop, summary in
+                   ((c, score_baselines(prior, data, EvalCfg(crop=c, batch_size=8)))
+                    for c in CROPS)}
+            for name in ("no-image prior", "constant depth")}
+
+
 def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
     """Summary metrics of one checkpoint on the test scenes: ``{crop: summary}``."""
     predictor = Predictor.load(str(ckpt), pick_device("auto"))
@@ -362,7 +378,7 @@ CROP_TITLES = {"none": "whole frame", "garg": "Garg crop"}
 
 
 def report(results: list[dict], profile_name: str, command: str, minutes: float,
-           jobs: int = 1) -> str:
+           jobs: int = 1, trivial: dict | None = None) -> str:
     lines = [f"Command: `{command}` (profile `{profile_name}`, {jobs} job(s) at a time, "
              f"{minutes:.0f} min)"]
     for crop in CROPS:
@@ -381,6 +397,8 @@ def report(results: list[dict], profile_name: str, command: str, minutes: float,
         lines += ["", f"{CROP_TITLES[crop]}: KD beats no-KD (AbsRel) for {better}/{len(results)} "
                   f"methods; mean gap closed {mean_gap} over the methods whose teacher predicts "
                   "depth better than the no-KD student."]
+        for name, scores in (trivial or {}).items():  # what a map ignoring the image gets
+            lines.append(f"{name.capitalize()} (ignores the image): {_fmt(scores[crop])}.")
     return "\n".join(lines)
 
 
@@ -417,15 +435,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def save_results(done: list[dict]) -> None:  # also after each method: survives a crash
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "results.json", json.dumps({"results": done, "log": log},
+        atomic_write_text(out / "results.json", json.dumps({"results": done, "log": log,
+                                                            "baselines": trivial},
                                                            indent=2, default=str) + "\n")
 
+    trivial: dict = {}
     jobs = args.jobs or default_jobs()
     results = run_methods(args.methods, profile, out, log, reuse, jobs, save_results)
     minutes = (time.time() - start) / 60
     command = "python -m benchmarks.distillation " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])
-    table = report(results, args.profile, command, minutes, jobs)
+    trivial.update(baselines(profile))
+    table = report(results, args.profile, command, minutes, jobs, trivial)
     print(table)
     save_results(results)
     atomic_write_text(out / "results.md", table + "\n\nRuns:\n" + "\n".join(log) + "\n")

@@ -16,10 +16,14 @@ def test_demo_writes_bags_checkpoints_metrics_and_pngs(tmp_path):
                       "--test-frames", "4"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     student = summary["metrics"]["TIE-KD student (monocular)"]
-    teacher = summary["metrics"]["SGBM teacher (stereo)"]
+    teacher = summary["metrics"]["SGBM teacher (stereo, dense)"]
+    prior = summary["metrics"]["no-image prior"]
     assert student["images"] == 4 and student["coverage"] == pytest.approx(1.0)
-    assert 0 < teacher["coverage"] < 1  # SGBM leaves holes; they are reported, not scored
+    assert 0.9 < teacher["coverage"] <= 1  # dense: the holes are filled
     assert 0 < teacher["abs_rel"] < 0.5
+    assert 0 < prior["abs_rel"] < 1 and "constant depth" in summary["metrics"]
+    report = (tmp_path / "metrics.md").read_text()
+    assert "| no-image prior |" in report and "| TIE-KD student (monocular) |" in report
     for path in ("data/train_drive/metadata.yaml", "data/test_drive_depth/metadata.yaml",
                  "runs/tie_kd_student/checkpoints/last.pt", "runs/tie_kd_student/config.yaml",
                  "runs/tie_kd_student/git_sha.txt", "eval/student/per_image.csv",
@@ -42,6 +46,10 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     assert "teacher" in results[0] and "teacher" not in results[1]  # SDFA teaches itself
     md = (tmp_path / "results.md").read_text()
     assert "gap closed" in md and "whole frame" in md and "Garg crop" in md
+    assert md.count("No-image prior (ignores the image): ") == 2  # one line per protocol
+    trivial = json.loads((tmp_path / "results.json").read_text())["baselines"]
+    assert 0 < trivial["no-image prior"]["none"]["abs_rel"] < \
+        trivial["constant depth"]["none"]["abs_rel"]
     assert (tmp_path / "dacnn/teacher/checkpoints/last.pt").exists()  # TIE-KD's dense teacher
     lrs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / part / "config.yaml").read_text())
            ["optim"]["lr"] for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}

@@ -164,6 +164,11 @@ def _wls_fill(matcher, raw_l, raw_r, left, disp, ok, confidence, cfg: SgbmCfg):
     return disp, confidence
 
 
+def _to_u8_hwc(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) RGB in [0, 1] -> B x H x W x 3 uint8 (what OpenCV matches)."""
+    return (images.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
 class SgbmTeacher(DepthModel):
     """forward(left, right, K=None, baseline=None) -> depth, disp, valid, confidence."""
 
@@ -179,9 +184,9 @@ class SgbmTeacher(DepthModel):
         self.check_input(left, "left")
         self.check_input(right, "right")
         if left.shape != right.shape:
-            raise ValueError(f"sgbm_teacher: left {tuple(left.shape)} != right {tuple(right.shape)}")
-        to_u8 = lambda t: (t.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)  # noqa: E731
-        lefts, rights = to_u8(left).cpu().numpy(), to_u8(right).cpu().numpy()
+            raise ValueError(f"sgbm_teacher: left {tuple(left.shape)} != right "
+                             f"{tuple(right.shape)}")
+        lefts, rights = _to_u8_hwc(left), _to_u8_hwc(right)
         disps, confs = zip(*(sgbm_disparity(l_img, r_img, self.cfg)
                              for l_img, r_img in zip(lefts, rights)))
         disp = torch.from_numpy(np.stack(disps)).unsqueeze(1).to(left.device)
