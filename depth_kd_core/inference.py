@@ -25,6 +25,12 @@ K is given, or when the checkpoint does not record ``focal_px`` (0). SDFA-Net is
 training focal length and baseline and then scaled the same way, which equals using the
 camera's focal length in its disparity-to-depth conversion.
 
+CPU threads: ``threads`` (every constructor) sets torch's intra-op threads and OpenCV's for
+the whole process (:func:`set_cpu_threads`); ``0`` picks :func:`auto_threads`, half the
+usable cores. torch's default (all cores) lets one busy neighbour process stall every
+OpenMP barrier: on 2 shared cores one ``predict`` took 1771 ms with 2 threads and 63 ms with
+1. None (the default) leaves the process setting alone.
+
 ``relative_depth`` models (Monodepth2 trained from video) have no metric guarantee: their
 depth is correct up to an unknown global scale (evaluate with median scaling); it is returned
 in the same units for convenience and should not be used as metres.
@@ -33,6 +39,7 @@ in the same units for convenience and should not be used as metres.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +97,33 @@ def select_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def auto_threads() -> int:
+    """Half the CPU cores this process may use, at least 1 (leaves room for the neighbours a
+    robot's computer always has: drivers, other nodes)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+def set_cpu_threads(threads: int) -> int:
+    """Set torch's intra-op and OpenCV's thread counts (process-wide); returns the count.
+
+    Args:
+        threads: >= 1, or 0 for :func:`auto_threads`.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"threads must be an integer >= 0 (0 = auto: half the cores), got "
+                          f"{threads!r}")
+    n = threads or auto_threads()
+    torch.set_num_threads(n)
+    import cv2
+
+    cv2.setNumThreads(n)
+    return n
+
+
 def check_rgb8(image: np.ndarray, name: str = "image") -> None:
     """Raise ImageError unless ``image`` is an H x W x 3 uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -136,8 +170,11 @@ class _EstimatorBase:
     """Device, precision, timing and resizing shared by the mono and stereo estimators."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, fp16: bool,
-                 focal_scaling: bool, work_size: tuple[int, int] | None) -> None:
+                 focal_scaling: bool, work_size: tuple[int, int] | None,
+                 threads: int | None = None) -> None:
         self.cfg = model.cfg
+        self.threads = set_cpu_threads(threads) if threads is not None else \
+            torch.get_num_threads()
         if self.cfg.output_kind not in DEPTH_KINDS:
             raise CheckpointError(f"model '{self.cfg.name}' outputs {self.cfg.output_kind!r}, "
                                   f"not depth; expected one of {', '.join(DEPTH_KINDS)}")
@@ -216,23 +253,25 @@ class DepthEstimator(_EstimatorBase):
         device: where it runs (use :func:`select_device` to choose).
         fp16: half-precision autocast; honoured on CUDA only (float32 elsewhere, logged).
         focal_scaling: scale depth by f_cam / focal_px when K is given (module docstring).
+        threads: CPU threads for the process (:func:`set_cpu_threads`; None = unchanged).
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
-                 focal_scaling: bool = True) -> None:
+                 focal_scaling: bool = True, threads: int | None = None) -> None:
         if model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' needs a stereo pair; use "
                                   f"StereoDepthEstimator")
         super().__init__(model, device, fp16, focal_scaling,
-                         (int(model.cfg.input_height), int(model.cfg.input_width)))
+                         (int(model.cfg.input_height), int(model.cfg.input_width)), threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        fp16: bool = False, focal_scaling: bool = True) -> DepthEstimator:
+                        fp16: bool = False, focal_scaling: bool = True,
+                        threads: int | None = None) -> DepthEstimator:
         """Load a depth_kd checkpoint; ``device`` None picks CUDA when available."""
         dev = select_device(device)
         model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
-        return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling)
+        return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling, threads=threads)
 
     def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
         """The training camera at ``height x width`` (for outputs without a camera_info).
@@ -284,38 +323,39 @@ class StereoDepthEstimator(_EstimatorBase):
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
-                 focal_scaling: bool = True, work_size: tuple[int, int] | None = None) -> None:
+                 focal_scaling: bool = True, work_size: tuple[int, int] | None = None,
+                 threads: int | None = None) -> None:
         if not model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' is monocular; use DepthEstimator")
-        super().__init__(model, device, fp16, focal_scaling, work_size)
+        super().__init__(model, device, fp16, focal_scaling, work_size, threads)
         self.is_sgbm = model.cfg.name == "sgbm_teacher"
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        fp16: bool = False, focal_scaling: bool = True
-                        ) -> StereoDepthEstimator:
+                        fp16: bool = False, focal_scaling: bool = True,
+                        threads: int | None = None) -> StereoDepthEstimator:
         """Load a stereo network teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
         model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
         size = (int(model.cfg.input_height), int(model.cfg.input_width))
         return cls(model, select_device(device), fp16=fp16, focal_scaling=focal_scaling,
-                   work_size=size)
+                   work_size=size, threads=threads)
 
     @classmethod
-    def sgbm(cls, work_size: tuple[int, int] | None = None, **sgbm_cfg: Any
-             ) -> StereoDepthEstimator:
+    def sgbm(cls, work_size: tuple[int, int] | None = None, threads: int | None = None,
+             **sgbm_cfg: Any) -> StereoDepthEstimator:
         """OpenCV SGBM (no weights; always on CPU). ``sgbm_cfg``: ``SgbmCfg`` fields."""
         from depth_kd_core.models.registry import create_model
 
         model = create_model("sgbm_teacher", **sgbm_cfg)
-        return cls(model, torch.device("cpu"), work_size=work_size)
+        return cls(model, torch.device("cpu"), work_size=work_size, threads=threads)
 
     @classmethod
     def from_spec(cls, spec: str, device: str | torch.device | None = None,
-                  **sgbm_cfg: Any) -> StereoDepthEstimator:
+                  threads: int | None = None, **sgbm_cfg: Any) -> StereoDepthEstimator:
         """"sgbm" (configured by ``sgbm_cfg``) or the path of a stereo teacher checkpoint."""
         if spec.strip().lower() == "sgbm":
-            return cls.sgbm(**sgbm_cfg)
-        return cls.from_checkpoint(spec, device)
+            return cls.sgbm(threads=threads, **sgbm_cfg)
+        return cls.from_checkpoint(spec, device, threads=threads)
 
     def predict(self, left: np.ndarray, right: np.ndarray, K: np.ndarray | None,
                 baseline: float | None, out_size: tuple[int, int] | None = None

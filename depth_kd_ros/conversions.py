@@ -193,6 +193,23 @@ def scale_calibration(calib: CameraCalibration, height: int, width: int) -> Came
                              scale_intrinsics(calib.K, sx, sy), calib.R.copy(), P)
 
 
+def check_calibrated(calib: CameraCalibration, source: str) -> CameraCalibration:
+    """``calib`` itself when it describes a calibrated camera, else ImageError naming it.
+
+    CameraInfo.msg: a zero size or K (and P) all zero mean "uncalibrated"; such a message
+    must not drive focal scaling or be republished as intrinsics.
+    """
+    if calib.width <= 0 or calib.height <= 0:
+        raise ImageError(f"{source} has size {calib.width}x{calib.height}: the camera is "
+                         f"uncalibrated")
+    K = calib.rectified_K()
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
+        raise ImageError(f"{source} has fx = {K[0, 0]:g}, fy = {K[1, 1]:g} in K/P: the camera "
+                         f"is uncalibrated (K all zero, CameraInfo.msg); calibrate it or set "
+                         f"use_camera_info: false")
+    return calib
+
+
 def camera_info_msg(types: Types, header: Any, calib: CameraCalibration) -> Any:
     """sensor_msgs/CameraInfo (ROS 2 field names) for ``calib``; binning 0, no ROI."""
     roi = make_msg(types, ROI, x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
