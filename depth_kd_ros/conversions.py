@@ -129,6 +129,8 @@ def _adapt(value: Any, field_type: str) -> Any:
     """A numpy field value in the form rclpy's setters accept for ``field_type``."""
     if field_type in _ARRAY_CODES and not isinstance(value, array.array):
         code, dtype = _ARRAY_CODES[field_type]
+        if isinstance(value, (bytes, bytearray, memoryview)) and code == "B":
+            return array.array(code, value)
         return array.array(code, np.ascontiguousarray(value, dtype=dtype).tobytes())
     if isinstance(value, np.ndarray) and field_type.startswith("double["):
         return np.asarray(value, dtype=np.float64).reshape(-1)
