@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,8 +54,7 @@ from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
-from depth_kd_core.visualize import COLORMAPS  # noqa: F401  (re-exported for the nodes)
-from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
+from depth_kd_core.visualize import COLORMAPS  # (re-exported for the nodes)
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
@@ -118,8 +118,6 @@ def set_cpu_threads(threads: int) -> int:
                           f"{threads!r}")
     n = threads or auto_threads()
     torch.set_num_threads(n)
-    import cv2
-
     cv2.setNumThreads(n)
     return n
 
@@ -135,16 +133,19 @@ def check_rgb8(image: np.ndarray, name: str = "image") -> None:
 
 def resize_valid(value: torch.Tensor, valid: torch.Tensor, size: tuple[int, int]
                  ) -> torch.Tensor:
-    """Resize (B, 1, h, w) values to ``size`` without blending in invalid pixels.
+    """Resize (B, C, h, w) values to ``size`` without blending in invalid pixels.
 
     Normalised interpolation: interp(value * valid) / interp(valid); NaN where less than
-    ``MIN_WEIGHT`` of the weight is valid. Antialiased when shrinking.
+    ``MIN_WEIGHT`` of the weight is valid. Antialiased when shrinking. When every pixel is
+    valid (the usual network output) this is one plain interpolation: the weights sum to 1.
     """
-    w = valid.to(value.dtype)
     if tuple(value.shape[-2:]) == tuple(size):
         return torch.where(valid, value, torch.full_like(value, float("nan")))
     shrink = size[0] < value.shape[-2] or size[1] < value.shape[-1]
     kw = dict(size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    if bool(valid.all()):
+        return F.interpolate(value, **kw)
+    w = valid.to(value.dtype)
     num = F.interpolate(torch.where(valid, value, torch.zeros_like(value)) * w, **kw)
     den = F.interpolate(w, **kw)
     return torch.where(den >= MIN_WEIGHT, num / den.clamp_min(1e-6),
@@ -161,9 +162,27 @@ def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = "turbo") -> np.ndarray:
     """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
-    messages): :func:`depth_kd_core.visualize.colorize_depth` in OpenCV channel order."""
-    rgb = colorize_depth_rgb(depth, min_depth, max_depth, colormap)
-    return np.ascontiguousarray(rgb[..., ::-1])
+    messages): :func:`depth_kd_core.visualize.colorize_depth`'s colours, computed directly
+    in OpenCV's channel order (one colour-map pass, no channel reversal copies)."""
+    if not 0 < min_depth < max_depth:
+        raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
+                          f"{max_depth}")
+    if colormap not in COLORMAPS:
+        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
+                          f"{', '.join(COLORMAPS)}")
+    d = np.asarray(depth, dtype=np.float32)
+    valid = (d > 0) & (d < np.inf)
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # the same float32 steps as visualize.colorize: inverse depth, normalise, clip, x255
+        norm = np.divide(np.float32(1.0), d, where=valid, out=np.zeros_like(d))
+        norm -= np.float32(lo)
+        norm /= np.float32(max(hi - lo, 1e-9))
+    np.clip(norm, 0, 1, out=norm)
+    norm *= np.float32(255)
+    bgr = cv2.applyColorMap(norm.astype(np.uint8), COLORMAPS[colormap])
+    bgr[~valid] = 0
+    return bgr
 
 
 class _EstimatorBase:
@@ -227,22 +246,30 @@ class _EstimatorBase:
             return 1.0, f"K has fx = {fx}; focal scaling skipped"
         return fx * net_width / width / self.focal_px, ""
 
-    def _finish(self, out: dict, out_size: tuple[int, int], scale: float
-                ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Model output -> (depth, sigma, has_sigma) numpy at out_size, scaled, NaN invalid."""
+    def _finish(self, out: dict, out_size: tuple[int, int], scale: float,
+                with_sigma: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Model output -> (depth, sigma, has_sigma) numpy at out_size, scaled, NaN invalid.
+
+        Depth and sigma are resized together in one call; ``with_sigma=False`` skips sigma
+        (returned all NaN) when nobody needs it.
+        """
         depth = out["depth"].float()
         valid = torch.isfinite(depth) & (depth > 0)
-        depth_o = resize_valid(depth, valid, out_size) * scale
         sigma = out.get("sigma")
-        if sigma is not None:
+        has_sigma = sigma is not None
+        if has_sigma and with_sigma:
             sigma = sigma.float()
             s_valid = valid & torch.isfinite(sigma) & (sigma >= 0)
-            sigma_o = resize_valid(sigma, s_valid, out_size) * scale
+            both = resize_valid(torch.cat([depth, sigma], 1), torch.cat([valid, s_valid], 1),
+                                out_size)
+            both.mul_(scale)
+            depth_o, sigma_o = both[:, :1], both[:, 1:]
             sigma_o = torch.where(torch.isfinite(depth_o), sigma_o, torch.nan)
             sigma_np = sigma_o[0, 0].cpu().numpy()
         else:
+            depth_o = resize_valid(depth, valid, out_size).mul_(scale)
             sigma_np = np.full(out_size, np.nan, dtype=np.float32)
-        return depth_o[0, 0].cpu().numpy(), sigma_np, sigma is not None
+        return depth_o[0, 0].cpu().numpy(), sigma_np, has_sigma
 
 
 class DepthEstimator(_EstimatorBase):
@@ -288,13 +315,16 @@ class DepthEstimator(_EstimatorBase):
                                  np.eye(3), np.hstack([K, np.zeros((3, 1))]))
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None,
-                out_size: tuple[int, int] | None = None) -> DepthPrediction:
+                out_size: tuple[int, int] | None = None, *, with_sigma: bool = True
+                ) -> DepthPrediction:
         """Depth (and sigma) of one image.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             K: 3 x 3 intrinsics of ``image`` (pixels at H x W); None skips focal scaling.
             out_size: (height, width) of the result; default (H, W).
+            with_sigma: False skips resizing sigma (``pred.sigma`` all NaN; ``has_sigma``
+                still says whether the model predicts it).
 
         Returns:
             A :class:`DepthPrediction` at ``out_size``.
@@ -308,7 +338,8 @@ class DepthEstimator(_EstimatorBase):
         self._sync()
         t2 = time.perf_counter()
         scale, note = self._scale(K, image.shape[1], self.work_size[1])
-        depth, sigma, has_sigma = self._finish(out, out_size or image.shape[:2], scale)
+        depth, sigma, has_sigma = self._finish(out, out_size or image.shape[:2], scale,
+                                               with_sigma)
         t3 = time.perf_counter()
         return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
 

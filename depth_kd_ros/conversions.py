@@ -166,14 +166,39 @@ def image_msg(types: Types, header: Any, fields: dict[str, Any]) -> Any:
     return make_msg(types, IMAGE, header=header, **fields)
 
 
+def _pixels_msg(types: Types, header: Any, arr: np.ndarray, encoding: str) -> Any:
+    """Image of a C-contiguous H x W (x C) array whose dtype matches ``encoding``, copied
+    once: rclpy classes get its bytes in one ``array.array``, rosbags classes a flat view."""
+    h, w = arr.shape[:2]
+    flat = arr.reshape(-1).view(np.uint8)
+    if is_rclpy_class(types[IMAGE]):
+        data = array.array("B")
+        data.frombytes(memoryview(flat))
+    else:
+        data = flat.copy()
+    return make_msg(types, IMAGE, header=header, height=h, width=w, encoding=encoding,
+                    is_bigendian=0, step=arr.strides[0], data=data)
+
+
 def depth_msg(types: Types, header: Any, depth_m: np.ndarray) -> Any:
-    """32FC1 Image in metres with NaN where invalid (REP 118); step = 4 * width."""
-    return image_msg(types, header, mc.depth_image_fields(depth_m, "32FC1", invalid=np.nan))
+    """32FC1 Image in metres with NaN where invalid (REP 118); step = 4 * width.
+
+    ``depth_m``: (H, W) metres; NaN, <= 0 and +-inf are invalid.
+    """
+    depth = np.ascontiguousarray(depth_m, dtype=np.float32)
+    bad = ~(depth > 0) | (depth == np.inf)  # NaN compares False: already invalid
+    if bad.any():
+        depth = np.where(bad, np.float32(np.nan), depth)
+    if not np.little_endian:  # 32FC1 is written little-endian (is_bigendian = 0)
+        depth = depth.astype("<f4")
+    return _pixels_msg(types, header, depth, "32FC1")
 
 
 def bgr8_msg(types: Types, header: Any, bgr: np.ndarray) -> Any:
     """bgr8 Image from an H x W x 3 uint8 BGR array."""
-    return image_msg(types, header, mc.image_fields(np.ascontiguousarray(bgr), "bgr8"))
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise ImageError(f"bgr8 needs an H x W x 3 uint8 array, got {bgr.dtype} {bgr.shape}")
+    return _pixels_msg(types, header, np.ascontiguousarray(bgr), "bgr8")
 
 
 def scale_calibration(calib: CameraCalibration, height: int, width: int) -> CameraCalibration:

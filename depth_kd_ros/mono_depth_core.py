@@ -192,7 +192,8 @@ class MonoDepthCore:
         out_size = (max(1, round(h * s)), max(1, round(w * s)))
         calib = self._calibration(h, w)
         K = calib.rectified_K() if calib is not None else None
-        pred = self.estimator.predict(rgb, K, out_size)
+        need_sigma = UNCERTAINTY in wanted or self.params["max_sigma"] > 0
+        pred = self.estimator.predict(rgb, K, out_size, with_sigma=need_sigma)
         if pred.scale_note and self.params["focal_scaling"]:
             self.log.once("warning", f"no focal scaling: {pred.scale_note}")
         depth = pred.depth
