@@ -144,12 +144,25 @@ def resize_valid(value: torch.Tensor, valid: torch.Tensor, size: tuple[int, int]
     shrink = size[0] < value.shape[-2] or size[1] < value.shape[-1]
     kw = dict(size=size, mode="bilinear", align_corners=False, antialias=shrink)
     if bool(valid.all()):
+        if not shrink and value.device.type == "cpu" and value.shape[0] == 1 \
+                and value.shape[1] <= 4:
+            return _upsample_cv2(value, size)
         return F.interpolate(value, **kw)
     w = valid.to(value.dtype)
     num = F.interpolate(torch.where(valid, value, torch.zeros_like(value)) * w, **kw)
     den = F.interpolate(w, **kw)
     return torch.where(den >= MIN_WEIGHT, num / den.clamp_min(1e-6),
                        torch.full_like(num, float("nan")))
+
+
+def _upsample_cv2(value: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of (1, C <= 4, h, w) CPU values with OpenCV: the same half-pixel
+    sampling as ``F.interpolate(mode="bilinear", align_corners=False)`` (edges replicated),
+    several times faster on one core at camera resolution."""
+    hwc = np.ascontiguousarray(value[0].permute(1, 2, 0).numpy())
+    out = cv2.resize(hwc, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    out = out.reshape(size[0], size[1], -1)
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
 
 
 def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
