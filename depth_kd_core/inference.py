@@ -187,14 +187,17 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
     valid = (d > 0) & (d < np.inf)
     lo, hi = 1.0 / max_depth, 1.0 / min_depth
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # the same float32 steps as visualize.colorize: inverse depth, normalise, clip, x255
-        norm = np.divide(np.float32(1.0), d, where=valid, out=np.zeros_like(d))
+        # the same float32 steps as visualize.colorize (inverse depth, normalise, clip, x255),
+        # in place; invalid pixels give junk indices that are blacked out below
+        norm = np.divide(np.float32(1.0), d)
         norm -= np.float32(lo)
         norm /= np.float32(max(hi - lo, 1e-9))
-    np.clip(norm, 0, 1, out=norm)
-    norm *= np.float32(255)
-    bgr = cv2.applyColorMap(norm.astype(np.uint8), COLORMAPS[colormap])
-    bgr[~valid] = 0
+        np.clip(norm, 0, 1, out=norm)
+        norm *= np.float32(255)
+        index = norm.astype(np.uint8)
+    bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
+    if not valid.all():
+        np.copyto(bgr, 0, where=~valid[..., None])
     return bgr
 
 
