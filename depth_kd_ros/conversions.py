@@ -144,10 +144,16 @@ def make_msg(types: Types, typename: str, **fields: Any) -> Any:
     classes take them as they are.
     """
     cls = types[typename]
-    if is_rclpy_class(cls):
-        declared = cls.get_fields_and_field_types()
-        fields = {k: _adapt(v, declared.get(k, "")) for k, v in fields.items()}
-    return cls(**fields)
+    if not is_rclpy_class(cls):
+        return cls(**fields)
+    declared = cls.get_fields_and_field_types()
+    fields = {k: _adapt(v, declared.get(k, "")) for k, v in fields.items()}
+    # rclpy's constructors copy array.array sequences; their setters take them as they are
+    arrays = {k: fields.pop(k) for k in list(fields) if isinstance(fields[k], array.array)}
+    msg = cls(**fields)
+    for key, value in arrays.items():
+        setattr(msg, key, value)
+    return msg
 
 
 def make_header(types: Types, stamp: tuple[int, int], frame_id: str) -> Any:
