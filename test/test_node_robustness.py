@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bag_helpers import TS, camera_info, header, image
+from bag_helpers import TS, camera_info, image
 from depth_kd_core.data import msg_codec as mc
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import (DepthEstimator, DepthPrediction, StereoDepthEstimator,
