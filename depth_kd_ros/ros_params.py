@@ -152,8 +152,12 @@ class Diagnostics:
 def _declare(node: Node, name: str, default: Any, description: str) -> Any:
     if node.has_parameter(name):
         return node.get_parameter(name).value
-    return node.declare_parameter(name, default,
-                                  ParameterDescriptor(description=description)).value
+    try:
+        return node.declare_parameter(name, default,
+                                      ParameterDescriptor(description=description)).value
+    except Exception as exc:  # noqa: BLE001 - rclpy's parameter exceptions share no base
+        raise ConfigError(f"parameter '{name}': {_first_line(exc)}; expected a "
+                          f"{type(default).__name__}") from exc
 
 
 def spin(node_class: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
