@@ -1,7 +1,9 @@
 """depth_kd: monocular metric depth by knowledge distillation, with ROS 2 nodes.
 
 One setup.py serves both worlds: ``colcon build`` (ament_python) for ROS 2 users, and
-``pip install -e .[test]`` for training and tests without ROS.
+``pip install -e .[test]`` for training and tests without ROS. The ``ros-pip`` extra installs
+ROS 2 Jazzy's rclpy and message packages from PyPI for machines WITHOUT a ROS 2 install (CI,
+laptops); never install it into a sourced ROS workspace (it would shadow the distro's rclpy).
 """
 
 from glob import glob
@@ -24,7 +26,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=[
@@ -39,7 +41,14 @@ setup(
         "tensorboard",
         "setuptools",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-timeout"]},
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout"],
+        # rclpy + Fast DDS + the messages the nodes use, as PyPI wheels (Python 3.11,
+        # manylinux); diagnostic_updater, message_filters and cv_bridge are not needed.
+        "ros-pip": ["ros-jazzy-rclpy[fastrtps]", "ros-jazzy-sensor-msgs", "ros-jazzy-std-msgs",
+                    "ros-jazzy-diagnostic-msgs", "ros-jazzy-rcl-interfaces",
+                    "ros-jazzy-builtin-interfaces"],
+    },
     zip_safe=True,
     maintainer="depth_kd developers",
     maintainer_email="dev@depth-kd.local",

@@ -25,6 +25,12 @@ K is given, or when the checkpoint does not record ``focal_px`` (0). SDFA-Net is
 training focal length and baseline and then scaled the same way, which equals using the
 camera's focal length in its disparity-to-depth conversion.
 
+CPU threads: ``threads`` (every constructor) sets torch's intra-op threads and OpenCV's for
+the whole process (:func:`set_cpu_threads`); ``0`` picks :func:`auto_threads`, half the
+usable cores. torch's default (all cores) lets one busy neighbour process stall every
+OpenMP barrier: on 2 shared cores one ``predict`` took 1771 ms with 2 threads and 63 ms with
+1. None (the default) leaves the process setting alone.
+
 ``relative_depth`` models (Monodepth2 trained from video) have no metric guarantee: their
 depth is correct up to an unknown global scale (evaluate with median scaling); it is returned
 in the same units for convenience and should not be used as metres.
@@ -33,11 +39,13 @@ in the same units for convenience and should not be used as metres.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,8 +54,7 @@ from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
-from depth_kd_core.visualize import COLORMAPS  # noqa: F401  (re-exported for the nodes)
-from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
+from depth_kd_core.visualize import COLORMAPS  # (re-exported for the nodes)
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
@@ -90,6 +97,31 @@ def select_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def auto_threads() -> int:
+    """Half the CPU cores this process may use, at least 1 (leaves room for the neighbours a
+    robot's computer always has: drivers, other nodes)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+def set_cpu_threads(threads: int) -> int:
+    """Set torch's intra-op and OpenCV's thread counts (process-wide); returns the count.
+
+    Args:
+        threads: >= 1, or 0 for :func:`auto_threads`.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"threads must be an integer >= 0 (0 = auto: half the cores), got "
+                          f"{threads!r}")
+    n = threads or auto_threads()
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    return n
+
+
 def check_rgb8(image: np.ndarray, name: str = "image") -> None:
     """Raise ImageError unless ``image`` is an H x W x 3 uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -101,20 +133,36 @@ def check_rgb8(image: np.ndarray, name: str = "image") -> None:
 
 def resize_valid(value: torch.Tensor, valid: torch.Tensor, size: tuple[int, int]
                  ) -> torch.Tensor:
-    """Resize (B, 1, h, w) values to ``size`` without blending in invalid pixels.
+    """Resize (B, C, h, w) values to ``size`` without blending in invalid pixels.
 
     Normalised interpolation: interp(value * valid) / interp(valid); NaN where less than
-    ``MIN_WEIGHT`` of the weight is valid. Antialiased when shrinking.
+    ``MIN_WEIGHT`` of the weight is valid. Antialiased when shrinking. When every pixel is
+    valid (the usual network output) this is one plain interpolation: the weights sum to 1.
     """
-    w = valid.to(value.dtype)
     if tuple(value.shape[-2:]) == tuple(size):
         return torch.where(valid, value, torch.full_like(value, float("nan")))
     shrink = size[0] < value.shape[-2] or size[1] < value.shape[-1]
     kw = dict(size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    if bool(valid.all()):
+        if not shrink and value.device.type == "cpu" and value.shape[0] == 1 \
+                and value.shape[1] <= 4:
+            return _upsample_cv2(value, size)
+        return F.interpolate(value, **kw)
+    w = valid.to(value.dtype)
     num = F.interpolate(torch.where(valid, value, torch.zeros_like(value)) * w, **kw)
     den = F.interpolate(w, **kw)
     return torch.where(den >= MIN_WEIGHT, num / den.clamp_min(1e-6),
                        torch.full_like(num, float("nan")))
+
+
+def _upsample_cv2(value: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of (1, C <= 4, h, w) CPU values with OpenCV: the same half-pixel
+    sampling as ``F.interpolate(mode="bilinear", align_corners=False)`` (edges replicated),
+    several times faster on one core at camera resolution."""
+    hwc = np.ascontiguousarray(value[0].permute(1, 2, 0).numpy())
+    out = cv2.resize(hwc, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    out = out.reshape(size[0], size[1], -1)
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
 
 
 def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -127,17 +175,41 @@ def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = "turbo") -> np.ndarray:
     """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
-    messages): :func:`depth_kd_core.visualize.colorize_depth` in OpenCV channel order."""
-    rgb = colorize_depth_rgb(depth, min_depth, max_depth, colormap)
-    return np.ascontiguousarray(rgb[..., ::-1])
+    messages): :func:`depth_kd_core.visualize.colorize_depth`'s colours, computed directly
+    in OpenCV's channel order (one colour-map pass, no channel reversal copies)."""
+    if not 0 < min_depth < max_depth:
+        raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
+                          f"{max_depth}")
+    if colormap not in COLORMAPS:
+        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
+                          f"{', '.join(COLORMAPS)}")
+    d = np.asarray(depth, dtype=np.float32)
+    valid = (d > 0) & (d < np.inf)
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # the same float32 steps as visualize.colorize (inverse depth, normalise, clip, x255),
+        # in place; invalid pixels give junk indices that are blacked out below
+        norm = np.divide(np.float32(1.0), d)
+        norm -= np.float32(lo)
+        norm /= np.float32(max(hi - lo, 1e-9))
+        np.clip(norm, 0, 1, out=norm)
+        norm *= np.float32(255)
+        index = norm.astype(np.uint8)
+    bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
+    if not valid.all():
+        np.copyto(bgr, 0, where=~valid[..., None])
+    return bgr
 
 
 class _EstimatorBase:
     """Device, precision, timing and resizing shared by the mono and stereo estimators."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, fp16: bool,
-                 focal_scaling: bool, work_size: tuple[int, int] | None) -> None:
+                 focal_scaling: bool, work_size: tuple[int, int] | None,
+                 threads: int | None = None) -> None:
         self.cfg = model.cfg
+        self.threads = set_cpu_threads(threads) if threads is not None else \
+            torch.get_num_threads()
         if self.cfg.output_kind not in DEPTH_KINDS:
             raise CheckpointError(f"model '{self.cfg.name}' outputs {self.cfg.output_kind!r}, "
                                   f"not depth; expected one of {', '.join(DEPTH_KINDS)}")
@@ -190,22 +262,30 @@ class _EstimatorBase:
             return 1.0, f"K has fx = {fx}; focal scaling skipped"
         return fx * net_width / width / self.focal_px, ""
 
-    def _finish(self, out: dict, out_size: tuple[int, int], scale: float
-                ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Model output -> (depth, sigma, has_sigma) numpy at out_size, scaled, NaN invalid."""
+    def _finish(self, out: dict, out_size: tuple[int, int], scale: float,
+                with_sigma: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Model output -> (depth, sigma, has_sigma) numpy at out_size, scaled, NaN invalid.
+
+        Depth and sigma are resized together in one call; ``with_sigma=False`` skips sigma
+        (returned all NaN) when nobody needs it.
+        """
         depth = out["depth"].float()
         valid = torch.isfinite(depth) & (depth > 0)
-        depth_o = resize_valid(depth, valid, out_size) * scale
         sigma = out.get("sigma")
-        if sigma is not None:
+        has_sigma = sigma is not None
+        if has_sigma and with_sigma:
             sigma = sigma.float()
             s_valid = valid & torch.isfinite(sigma) & (sigma >= 0)
-            sigma_o = resize_valid(sigma, s_valid, out_size) * scale
+            both = resize_valid(torch.cat([depth, sigma], 1), torch.cat([valid, s_valid], 1),
+                                out_size)
+            both.mul_(scale)
+            depth_o, sigma_o = both[:, :1], both[:, 1:]
             sigma_o = torch.where(torch.isfinite(depth_o), sigma_o, torch.nan)
             sigma_np = sigma_o[0, 0].cpu().numpy()
         else:
+            depth_o = resize_valid(depth, valid, out_size).mul_(scale)
             sigma_np = np.full(out_size, np.nan, dtype=np.float32)
-        return depth_o[0, 0].cpu().numpy(), sigma_np, sigma is not None
+        return depth_o[0, 0].cpu().numpy(), sigma_np, has_sigma
 
 
 class DepthEstimator(_EstimatorBase):
@@ -216,23 +296,25 @@ class DepthEstimator(_EstimatorBase):
         device: where it runs (use :func:`select_device` to choose).
         fp16: half-precision autocast; honoured on CUDA only (float32 elsewhere, logged).
         focal_scaling: scale depth by f_cam / focal_px when K is given (module docstring).
+        threads: CPU threads for the process (:func:`set_cpu_threads`; None = unchanged).
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
-                 focal_scaling: bool = True) -> None:
+                 focal_scaling: bool = True, threads: int | None = None) -> None:
         if model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' needs a stereo pair; use "
                                   f"StereoDepthEstimator")
         super().__init__(model, device, fp16, focal_scaling,
-                         (int(model.cfg.input_height), int(model.cfg.input_width)))
+                         (int(model.cfg.input_height), int(model.cfg.input_width)), threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        fp16: bool = False, focal_scaling: bool = True) -> DepthEstimator:
+                        fp16: bool = False, focal_scaling: bool = True,
+                        threads: int | None = None) -> DepthEstimator:
         """Load a depth_kd checkpoint; ``device`` None picks CUDA when available."""
         dev = select_device(device)
         model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
-        return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling)
+        return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling, threads=threads)
 
     def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
         """The training camera at ``height x width`` (for outputs without a camera_info).
@@ -249,13 +331,16 @@ class DepthEstimator(_EstimatorBase):
                                  np.eye(3), np.hstack([K, np.zeros((3, 1))]))
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None,
-                out_size: tuple[int, int] | None = None) -> DepthPrediction:
+                out_size: tuple[int, int] | None = None, *, with_sigma: bool = True
+                ) -> DepthPrediction:
         """Depth (and sigma) of one image.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             K: 3 x 3 intrinsics of ``image`` (pixels at H x W); None skips focal scaling.
             out_size: (height, width) of the result; default (H, W).
+            with_sigma: False skips resizing sigma (``pred.sigma`` all NaN; ``has_sigma``
+                still says whether the model predicts it).
 
         Returns:
             A :class:`DepthPrediction` at ``out_size``.
@@ -269,7 +354,8 @@ class DepthEstimator(_EstimatorBase):
         self._sync()
         t2 = time.perf_counter()
         scale, note = self._scale(K, image.shape[1], self.work_size[1])
-        depth, sigma, has_sigma = self._finish(out, out_size or image.shape[:2], scale)
+        depth, sigma, has_sigma = self._finish(out, out_size or image.shape[:2], scale,
+                                               with_sigma)
         t3 = time.perf_counter()
         return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
 
@@ -284,38 +370,39 @@ class StereoDepthEstimator(_EstimatorBase):
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
-                 focal_scaling: bool = True, work_size: tuple[int, int] | None = None) -> None:
+                 focal_scaling: bool = True, work_size: tuple[int, int] | None = None,
+                 threads: int | None = None) -> None:
         if not model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' is monocular; use DepthEstimator")
-        super().__init__(model, device, fp16, focal_scaling, work_size)
+        super().__init__(model, device, fp16, focal_scaling, work_size, threads)
         self.is_sgbm = model.cfg.name == "sgbm_teacher"
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        fp16: bool = False, focal_scaling: bool = True
-                        ) -> StereoDepthEstimator:
+                        fp16: bool = False, focal_scaling: bool = True,
+                        threads: int | None = None) -> StereoDepthEstimator:
         """Load a stereo network teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
         model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
         size = (int(model.cfg.input_height), int(model.cfg.input_width))
         return cls(model, select_device(device), fp16=fp16, focal_scaling=focal_scaling,
-                   work_size=size)
+                   work_size=size, threads=threads)
 
     @classmethod
-    def sgbm(cls, work_size: tuple[int, int] | None = None, **sgbm_cfg: Any
-             ) -> StereoDepthEstimator:
+    def sgbm(cls, work_size: tuple[int, int] | None = None, threads: int | None = None,
+             **sgbm_cfg: Any) -> StereoDepthEstimator:
         """OpenCV SGBM (no weights; always on CPU). ``sgbm_cfg``: ``SgbmCfg`` fields."""
         from depth_kd_core.models.registry import create_model
 
         model = create_model("sgbm_teacher", **sgbm_cfg)
-        return cls(model, torch.device("cpu"), work_size=work_size)
+        return cls(model, torch.device("cpu"), work_size=work_size, threads=threads)
 
     @classmethod
     def from_spec(cls, spec: str, device: str | torch.device | None = None,
-                  **sgbm_cfg: Any) -> StereoDepthEstimator:
+                  threads: int | None = None, **sgbm_cfg: Any) -> StereoDepthEstimator:
         """"sgbm" (configured by ``sgbm_cfg``) or the path of a stereo teacher checkpoint."""
         if spec.strip().lower() == "sgbm":
-            return cls.sgbm(**sgbm_cfg)
-        return cls.from_checkpoint(spec, device)
+            return cls.sgbm(threads=threads, **sgbm_cfg)
+        return cls.from_checkpoint(spec, device, threads=threads)
 
     def predict(self, left: np.ndarray, right: np.ndarray, K: np.ndarray | None,
                 baseline: float | None, out_size: tuple[int, int] | None = None

@@ -129,6 +129,8 @@ def _adapt(value: Any, field_type: str) -> Any:
     """A numpy field value in the form rclpy's setters accept for ``field_type``."""
     if field_type in _ARRAY_CODES and not isinstance(value, array.array):
         code, dtype = _ARRAY_CODES[field_type]
+        if isinstance(value, (bytes, bytearray, memoryview)) and code == "B":
+            return array.array(code, value)
         return array.array(code, np.ascontiguousarray(value, dtype=dtype).tobytes())
     if isinstance(value, np.ndarray) and field_type.startswith("double["):
         return np.asarray(value, dtype=np.float64).reshape(-1)
@@ -142,10 +144,16 @@ def make_msg(types: Types, typename: str, **fields: Any) -> Any:
     classes take them as they are.
     """
     cls = types[typename]
-    if is_rclpy_class(cls):
-        declared = cls.get_fields_and_field_types()
-        fields = {k: _adapt(v, declared.get(k, "")) for k, v in fields.items()}
-    return cls(**fields)
+    if not is_rclpy_class(cls):
+        return cls(**fields)
+    declared = cls.get_fields_and_field_types()
+    fields = {k: _adapt(v, declared.get(k, "")) for k, v in fields.items()}
+    # rclpy's constructors copy array.array sequences; their setters take them as they are
+    arrays = {k: fields.pop(k) for k in list(fields) if isinstance(fields[k], array.array)}
+    msg = cls(**fields)
+    for key, value in arrays.items():
+        setattr(msg, key, value)
+    return msg
 
 
 def make_header(types: Types, stamp: tuple[int, int], frame_id: str) -> Any:
@@ -164,14 +172,39 @@ def image_msg(types: Types, header: Any, fields: dict[str, Any]) -> Any:
     return make_msg(types, IMAGE, header=header, **fields)
 
 
+def _pixels_msg(types: Types, header: Any, arr: np.ndarray, encoding: str) -> Any:
+    """Image of a C-contiguous H x W (x C) array whose dtype matches ``encoding``, copied
+    once: rclpy classes get its bytes in one ``array.array``, rosbags classes a flat view."""
+    h, w = arr.shape[:2]
+    flat = arr.reshape(-1).view(np.uint8)
+    if is_rclpy_class(types[IMAGE]):
+        data = array.array("B")
+        data.frombytes(memoryview(flat))
+    else:
+        data = flat.copy()
+    return make_msg(types, IMAGE, header=header, height=h, width=w, encoding=encoding,
+                    is_bigendian=0, step=arr.strides[0], data=data)
+
+
 def depth_msg(types: Types, header: Any, depth_m: np.ndarray) -> Any:
-    """32FC1 Image in metres with NaN where invalid (REP 118); step = 4 * width."""
-    return image_msg(types, header, mc.depth_image_fields(depth_m, "32FC1", invalid=np.nan))
+    """32FC1 Image in metres with NaN where invalid (REP 118); step = 4 * width.
+
+    ``depth_m``: (H, W) metres; NaN, <= 0 and +-inf are invalid.
+    """
+    depth = np.ascontiguousarray(depth_m, dtype=np.float32)
+    bad = ~(depth > 0) | (depth == np.inf)  # NaN compares False: already invalid
+    if bad.any():
+        depth = np.where(bad, np.float32(np.nan), depth)
+    if not np.little_endian:  # 32FC1 is written little-endian (is_bigendian = 0)
+        depth = depth.astype("<f4")
+    return _pixels_msg(types, header, depth, "32FC1")
 
 
 def bgr8_msg(types: Types, header: Any, bgr: np.ndarray) -> Any:
     """bgr8 Image from an H x W x 3 uint8 BGR array."""
-    return image_msg(types, header, mc.image_fields(np.ascontiguousarray(bgr), "bgr8"))
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise ImageError(f"bgr8 needs an H x W x 3 uint8 array, got {bgr.dtype} {bgr.shape}")
+    return _pixels_msg(types, header, np.ascontiguousarray(bgr), "bgr8")
 
 
 def scale_calibration(calib: CameraCalibration, height: int, width: int) -> CameraCalibration:
@@ -191,6 +224,23 @@ def scale_calibration(calib: CameraCalibration, height: int, width: int) -> Came
     P[1, 3] *= sy
     return CameraCalibration(int(width), int(height), calib.distortion_model, calib.D.copy(),
                              scale_intrinsics(calib.K, sx, sy), calib.R.copy(), P)
+
+
+def check_calibrated(calib: CameraCalibration, source: str) -> CameraCalibration:
+    """``calib`` itself when it describes a calibrated camera, else ImageError naming it.
+
+    CameraInfo.msg: a zero size or K (and P) all zero mean "uncalibrated"; such a message
+    must not drive focal scaling or be republished as intrinsics.
+    """
+    if calib.width <= 0 or calib.height <= 0:
+        raise ImageError(f"{source} has size {calib.width}x{calib.height}: the camera is "
+                         f"uncalibrated")
+    K = calib.rectified_K()
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
+        raise ImageError(f"{source} has fx = {K[0, 0]:g}, fy = {K[1, 1]:g} in K/P: the camera "
+                         f"is uncalibrated (K all zero, CameraInfo.msg); calibrate it or set "
+                         f"use_camera_info: false")
+    return calib
 
 
 def camera_info_msg(types: Types, header: Any, calib: CameraCalibration) -> Any:

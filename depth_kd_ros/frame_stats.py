@@ -7,8 +7,9 @@ Levels follow ``diagnostic_msgs/DiagnosticStatus``: OK = 0, WARN = 1, ERROR = 2.
 
 from __future__ import annotations
 
+import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +17,15 @@ from typing import Any, Protocol
 import numpy as np
 
 OK, WARN, ERROR = 0, 1, 2
-LOG_REPEAT_S = 5.0  # the same log line at most this often (a bad camera floods otherwise)
+LOG_REPEAT_S = 5.0  # the same kind of log line at most this often (a bad camera floods)
+MAX_LOG_KEYS = 64  # throttle/once state kept for at most this many kinds (least recent dropped)
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def fault_kind(text: str) -> str:
+    """A log line's kind: its text with every number replaced by '#' (stamps, sizes and
+    counts differ from frame to frame; the fault does not)."""
+    return _NUMBER.sub("#", text)[:200]
 
 
 class Logger(Protocol):
@@ -39,29 +48,45 @@ class DiagnosticSummary:
 
 
 class ThrottledLog:
-    """Logs a line unless the same line was logged less than ``LOG_REPEAT_S`` ago."""
+    """Logs a line unless a line of the same kind was logged less than ``LOG_REPEAT_S`` ago.
+
+    The kind is the caller's ``key`` or :func:`fault_kind` of the text, so frames that fail
+    the same way with different stamps share one throttle; the next line of a kind says how
+    many were suppressed. State is bounded (``MAX_LOG_KEYS`` kinds, least recent forgotten),
+    so a camera that sends bad frames forever costs constant memory and ~1 line / 5 s / kind.
+    """
 
     def __init__(self, log: Logger, clock: Callable[[], float] = time.monotonic) -> None:
         self.log, self.clock = log, clock
-        self._last: dict[str, float] = {}
-        self._once: set[str] = set()
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()  # kind -> (t, hidden)
+        self._once: OrderedDict[str, None] = OrderedDict()
 
-    def __call__(self, level: str, text: str) -> bool:
+    def __call__(self, level: str, text: str, key: str | None = None) -> bool:
         """Log ``text`` at ``level`` ("info", "warning", "error"); True if it was logged."""
+        kind = key if key is not None else fault_kind(text)
         now = self.clock()
-        if now - self._last.get(text, -np.inf) < LOG_REPEAT_S:
+        last, hidden = self._last.get(kind, (-np.inf, 0))
+        if now - last < LOG_REPEAT_S:
+            self._last[kind] = (last, hidden + 1)
             return False
-        self._last[text] = now
-        self._emit(level, text)
+        self._remember(self._last, kind, (now, 0))
+        self._emit(level, text + (f" ({hidden} more like this suppressed)" if hidden else ""))
         return True
 
     def once(self, level: str, text: str) -> bool:
         """Log ``text`` the first time only (configuration notes)."""
         if text in self._once:
             return False
-        self._once.add(text)
+        self._remember(self._once, text, None)
         self._emit(level, text)
         return True
+
+    @staticmethod
+    def _remember(table: OrderedDict, key: str, value: Any) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > MAX_LOG_KEYS:
+            table.popitem(last=False)
 
     def _emit(self, level: str, text: str) -> None:
         # One call site per severity: rclpy's logger refuses a call site whose severity

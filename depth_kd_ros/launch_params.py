@@ -18,8 +18,16 @@ import yaml
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.params import ParamSpec, validate_params
 
-# Parameters every rclpy node understands besides its own table.
-ROS_PARAMETERS = ("use_sim_time", "diagnostic_updater.period")
+# Parameters every rclpy node (Humble/Jazzy) or its diagnostics understands besides its own
+# table; names under ROS_PARAMETER_PREFIXES (per-topic QoS overrides) too.
+ROS_PARAMETERS = ("use_sim_time", "start_type_description_service",
+                  "diagnostic_updater.period", "diagnostic_updater.use_fqn")
+ROS_PARAMETER_PREFIXES = ("qos_overrides.",)
+
+
+def is_ros_parameter(name: str) -> bool:
+    """Whether ``name`` belongs to rclpy or the diagnostics rather than the node's table."""
+    return name in ROS_PARAMETERS or name.startswith(ROS_PARAMETER_PREFIXES)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -68,8 +76,8 @@ def load_node_parameters(params_file: str | Path, node_name: str, specs: Iterabl
         raise ConfigError(f"{path}: expected a mapping of node names, got {type(data).__name__}")
     values = node_section(data, node_name, str(path))
     values.update(overrides or {})
-    extra = {k: v for k, v in values.items() if k in ROS_PARAMETERS}
-    ours = {k: v for k, v in values.items() if k not in ROS_PARAMETERS}
+    extra = {k: v for k, v in values.items() if is_ros_parameter(k)}
+    ours = {k: v for k, v in values.items() if not is_ros_parameter(k)}
     try:
         checked = validate_params(specs, ours, partial=True)
     except ConfigError as exc:

@@ -36,7 +36,8 @@ from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction, colorize_depth
 from depth_kd_ros import conversions as cv
-from depth_kd_ros.frame_stats import DiagnosticSummary, FrameStats, Logger, ThrottledLog
+from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
+                                      fault_kind)
 from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
 
 DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",
@@ -51,6 +52,9 @@ MONO_PARAMS = (
               "'cuda:1' ...", read_only=True),
     ParamSpec("fp16", False, "Half-precision inference (CUDA only; ignored on CPU).",
               read_only=True),
+    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
+              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
+              "processes share the CPU.", range=(0, 256), read_only=True),
     ParamSpec("image_transport", "raw", "Subscribe to 'image' (sensor_msgs/Image) or "
               "'image/compressed' (sensor_msgs/CompressedImage).", choices=("raw", "compressed"),
               read_only=True),
@@ -112,9 +116,9 @@ class MonoDepthCore:
         if not p["checkpoint"]:
             raise DepthKDError("parameter 'checkpoint' is empty: set it to a depth_kd .pt file")
         est = DepthEstimator.from_checkpoint(p["checkpoint"], p["device"] or None, p["fp16"],
-                                             p["focal_scaling"])
+                                             p["focal_scaling"], threads=p["threads"])
         log.info(f"loaded {est.name} ({est.cfg.output_kind}) from {p['checkpoint']} on "
-                 f"{est.device}{' fp16' if est.fp16 else ''}")
+                 f"{est.device}{' fp16' if est.fp16 else ''}, {est.threads} CPU thread(s)")
         return cls(est, p, types, log, topic)
 
     def set_params(self, changes: dict[str, Any]) -> None:
@@ -129,15 +133,14 @@ class MonoDepthCore:
         self.estimator.focal_scaling = merged["focal_scaling"]
 
     def on_camera_info(self, msg: Any) -> None:
-        """Keep the latest calibration; a malformed one is logged and ignored."""
+        """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
+        logged and ignored, so outputs fall back to the training camera."""
         try:
-            self.calib = CameraCalibration.from_msg(msg, "camera_info")
-            if self.calib.width <= 0 or self.calib.height <= 0:
-                raise DepthKDError(f"camera_info has size {self.calib.width}x"
-                                   f"{self.calib.height}: the camera is uncalibrated")
+            self.calib = cv.check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
+                                             "camera_info")
         except DepthKDError as exc:
             self.calib = None
-            self.log("warning", f"ignoring camera_info: {exc}")
+            self.log("warning", f"ignoring camera_info: {exc}", key="camera_info")
 
     def on_image(self, msg: Any, wanted: Collection[str] = OUTPUTS,
                  now_ns: int | None = None) -> dict[str, Any]:
@@ -152,13 +155,23 @@ class MonoDepthCore:
             return {}
         t0 = self.clock()
         try:
+            stamp = stamp_ns(msg)
             out, pred = self._process(msg, wanted)
         except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the node
             self._drop(msg, exc)
             return {}
-        age = (now_ns - stamp_ns(msg)) / 1e6 if now_ns is not None else None
-        self.stats.record((self.clock() - t0) * 1e3, pred.timings_ms["inference"], age)
+        self.stats.record((self.clock() - t0) * 1e3, pred.timings_ms["inference"],
+                          self._age_ms(stamp, now_ns))
         return out
+
+    def _age_ms(self, stamp: int, now_ns: int | None) -> float | None:
+        """Stamp-to-publish age; None (and a throttled warning) for an unstamped frame."""
+        if stamp == 0:
+            self.log("warning", f"frame on '{self.topic}' has header stamp 0 (the driver does "
+                                f"not stamp images): published with stamp 0, its age is not "
+                                f"measured", key="zero stamp")
+            return None
+        return (now_ns - stamp) / 1e6 if now_ns is not None else None
 
     def _drop(self, msg: Any, exc: Exception) -> None:
         try:
@@ -168,7 +181,8 @@ class MonoDepthCore:
         kind = "" if isinstance(exc, DepthKDError) else f"internal error {type(exc).__name__}: "
         text = f"dropped {where} on '{self.topic}': {kind}{exc}"
         self.stats.drop(str(exc))
-        self.log("warning" if not kind else "error", text)
+        self.log("warning" if not kind else "error", text,
+                 key=f"drop {type(exc).__name__}: {fault_kind(str(exc))}")
 
     def _process(self, msg: Any, wanted: set[str]) -> tuple[dict[str, Any], DepthPrediction]:
         rgb = cv.msg_to_rgb8(msg, self.topic)
@@ -178,7 +192,8 @@ class MonoDepthCore:
         out_size = (max(1, round(h * s)), max(1, round(w * s)))
         calib = self._calibration(h, w)
         K = calib.rectified_K() if calib is not None else None
-        pred = self.estimator.predict(rgb, K, out_size)
+        need_sigma = UNCERTAINTY in wanted or self.params["max_sigma"] > 0
+        pred = self.estimator.predict(rgb, K, out_size, with_sigma=need_sigma)
         if pred.scale_note and self.params["focal_scaling"]:
             self.log.once("warning", f"no focal scaling: {pred.scale_note}")
         depth = pred.depth

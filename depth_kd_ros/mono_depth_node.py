@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import sys
 
-from diagnostic_updater import Updater
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from depth_kd_ros.conversions import ros2_message_types
 from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, MONO_PARAMS,
                                           UNCERTAINTY, MonoDepthCore)
-from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, declare_parameters,
-                                     fill_status, forward_parameter_changes, spin,
+from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics,
+                                     declare_parameters, forward_parameter_changes, spin,
                                      topic_label)
 
 OUTPUT_TYPES = {DEPTH: Image, DEPTH_INFO: CameraInfo, UNCERTAINTY: Image, COLORIZED: Image}
@@ -47,9 +46,9 @@ class MonoDepthNode(Node):
         if params["use_camera_info"]:
             self.create_subscription(CameraInfo, "camera_info", self.core.on_camera_info,
                                      SENSOR_QOS)
-        self.updater = Updater(self)
-        self.updater.setHardwareID(f"{self.core.estimator.name}@{self.core.estimator.device}")
-        self.updater.add("mono depth", lambda stat: fill_status(stat, self.core.diagnostics()))
+        self.diagnostics = Diagnostics(
+            self, "mono depth", f"{self.core.estimator.name}@{self.core.estimator.device}",
+            self.core.diagnostics)
         forward_parameter_changes(self, MONO_PARAMS, self.core.set_params)
 
     def on_image(self, msg: Image | CompressedImage) -> None:

@@ -1,7 +1,11 @@
 """rclpy glue shared by the nodes: parameter declarations from :class:`ParamSpec` tables,
-run-time parameter changes forwarded to a core, QoS profiles, diagnostics levels.
+run-time parameter changes forwarded to a core, QoS profiles, and the ``/diagnostics``
+publisher.
 
-Imports rclpy: used only by ``mono_depth_node`` and ``stereo_compare_node``.
+Imports rclpy and message packages that install from PyPI (``ros-jazzy-rclpy`` ...) as well as
+with ROS 2: used only by ``mono_depth_node`` and ``stereo_compare_node``. ``diagnostic_updater``
+(not on PyPI) is not needed: :class:`Diagnostics` publishes ``diagnostic_msgs`` itself, with the
+updater's topic, period parameter and status naming, so both installs behave the same.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import rclpy
 
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.executors import ExternalShutdownException
@@ -20,7 +24,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_system_default)
 
-from depth_kd_core.errors import DepthKDError
+from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_ros.frame_stats import DiagnosticSummary
 from depth_kd_ros.params import ParamSpec
 
@@ -49,9 +53,38 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 
 def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
-    """Declare every parameter (default, description, range) and return their values."""
-    return {s.name: node.declare_parameter(s.name, s.default, descriptor(s)).value
-            for s in specs}
+    """Declare every parameter (default, description, range) and return their values.
+
+    Raises:
+        ConfigError: one line naming the parameter when a start-up value (``-p``, params
+            file) has the wrong type or is out of range (rclpy's own exceptions otherwise
+            end the process with a traceback).
+    """
+    values = {}
+    for spec in specs:
+        try:
+            values[spec.name] = node.declare_parameter(spec.name, spec.default,
+                                                       descriptor(spec)).value
+        except Exception as exc:  # noqa: BLE001 - rclpy's parameter exceptions share no base
+            if isinstance(exc, DepthKDError):
+                raise
+            raise ConfigError(f"parameter '{spec.name}': {_first_line(exc)}; expected "
+                              f"{_expected(spec)}") from exc
+    return values
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _expected(spec: ParamSpec) -> str:
+    kind = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 1.0, "
+            "not 1)", str: "a string"}[spec.kind]
+    if spec.range is not None:
+        kind += f" in [{spec.range[0]}, {spec.range[1]}]"
+    if spec.choices:
+        kind += f", one of {', '.join(spec.choices)}"
+    return kind
 
 
 def forward_parameter_changes(node: Node, specs: Iterable[ParamSpec],
@@ -79,12 +112,52 @@ def topic_label(node: Node, name: str) -> str:
     return resolve(name) if resolve is not None else name
 
 
-def fill_status(stat: Any, summary: DiagnosticSummary) -> Any:
-    """Copy a core's summary into a diagnostic_updater DiagnosticStatusWrapper."""
-    stat.summary(_LEVELS[summary.level], summary.message)
-    for key, value in summary.values.items():
-        stat.add(key, value)
-    return stat
+class Diagnostics:
+    """Publishes one ``diagnostic_msgs/DiagnosticArray`` status on ``/diagnostics`` every
+    ``diagnostic_updater.period`` seconds (default 1), named ``<node>: <task>`` (the fully
+    qualified node name with ``diagnostic_updater.use_fqn``), as ``diagnostic_updater`` does.
+
+    Args:
+        node: the node that publishes.
+        task: status name after the node name.
+        hardware_id: ``hardware_id`` of the status (model and device).
+        summary: returns the core's current :class:`DiagnosticSummary`.
+    """
+
+    def __init__(self, node: Node, task: str, hardware_id: str,
+                 summary: Callable[[], DiagnosticSummary]) -> None:
+        self.node, self.task, self.hardware_id, self.summary = node, task, hardware_id, summary
+        period = _declare(node, "diagnostic_updater.period", 1.0,
+                          "Seconds between /diagnostics messages.")
+        self.use_fqn = _declare(node, "diagnostic_updater.use_fqn", False,
+                                "Name the status by the fully qualified node name.")
+        self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", 1)
+        self.timer = node.create_timer(max(float(period), 0.01), self.publish)
+
+    def status(self) -> DiagnosticStatus:
+        """The current status message."""
+        s = self.summary()
+        name = self.node.get_fully_qualified_name() if self.use_fqn else self.node.get_name()
+        return DiagnosticStatus(level=_LEVELS[s.level], name=f"{name}: {self.task}",
+                                message=s.message, hardware_id=self.hardware_id,
+                                values=[KeyValue(key=k, value=v) for k, v in s.values.items()])
+
+    def publish(self) -> None:
+        """Publish the current status now."""
+        msg = DiagnosticArray(status=[self.status()])
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.pub.publish(msg)
+
+
+def _declare(node: Node, name: str, default: Any, description: str) -> Any:
+    if node.has_parameter(name):
+        return node.get_parameter(name).value
+    try:
+        return node.declare_parameter(name, default,
+                                      ParameterDescriptor(description=description)).value
+    except Exception as exc:  # noqa: BLE001 - rclpy's parameter exceptions share no base
+        raise ConfigError(f"parameter '{name}': {_first_line(exc)}; expected a "
+                          f"{type(default).__name__}") from exc
 
 
 def spin(node_class: Callable[[], Node], name: str, args: list[str] | None = None) -> int:

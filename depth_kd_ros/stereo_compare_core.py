@@ -21,6 +21,14 @@ Outputs (relative names; the node publishes each on that topic):
 
 K comes from the left CameraInfo's P (rectified intrinsics), the baseline from the right
 CameraInfo (``P[0, 3] = -fx * B``, REP 104). A malformed pair is logged and dropped.
+
+Teacher pixels without a depth (SGBM: no match, or a disparity below the one of its
+``max_depth``; networks: depth <= 0) are NaN on ``teacher/depth`` and ``abs_error`` and are
+not scored: a far pixel is never published as a made-up ``max_depth``.
+
+Pairing: :meth:`StereoCompareCore.on_message` takes the four topics one message at a time and
+pairs them by header stamp (:class:`~depth_kd_ros.stamp_sync.StampSync`, approximate time with
+``sync_queue_size`` and ``sync_slop_s``), the same with or without a ROS 2 install.
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
 from depth_kd_ros import conversions as cv
-from depth_kd_ros.frame_stats import DiagnosticSummary, FrameStats, Logger, ThrottledLog
+from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
+                                      fault_kind)
 from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
+from depth_kd_ros.stamp_sync import StampSync
 
 STUDENT, TEACHER, ABS_ERROR, METRICS = "student/depth", "teacher/depth", "abs_error", "metrics"
 OUTPUTS = (STUDENT, TEACHER, ABS_ERROR, METRICS)
@@ -53,6 +63,9 @@ STEREO_PARAMS = (
     ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda' "
               "...", read_only=True),
     ParamSpec("fp16", False, "Half-precision network inference (CUDA only).", read_only=True),
+    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
+              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
+              "processes share the CPU.", range=(0, 256), read_only=True),
     ParamSpec("image_transport", "raw", "Subscribe to raw Images or their '/compressed' "
               "CompressedImage topics.", choices=("raw", "compressed"), read_only=True),
     ParamSpec("teacher_rate_hz", 2.0, "How often the teacher runs, by header stamp (Hz).",
@@ -68,7 +81,7 @@ STEREO_PARAMS = (
               "of 16).", range=(16, 512), step=16, read_only=True),
     ParamSpec("sgbm_block_size", 5, "SGBM matching block size, pixels (odd).",
               range=(1, 31), step=2, read_only=True),
-    ParamSpec("sync_queue_size", 10, "ApproximateTimeSynchronizer queue size.",
+    ParamSpec("sync_queue_size", 10, "Messages per topic kept for pairing by stamp.",
               range=(1, 100), read_only=True),
     ParamSpec("sync_slop_s", 0.02, "Largest stamp difference within a synchronised set, s.",
               range=(0.0, 1.0), read_only=True),
@@ -85,8 +98,18 @@ def validate_stereo_params(values: dict[str, Any], partial: bool = False) -> dic
 
 
 def abs_error(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
-    """|student - teacher| (metres), NaN where either is NaN."""
+    """|student - teacher| (metres), NaN where either is NaN (invalid or beyond range)."""
     return np.abs(student - teacher).astype(np.float32)
+
+
+def teacher_depth_nan(depth: np.ndarray, max_depth: float) -> np.ndarray:
+    """Teacher depth (H, W) metres with NaN where invalid: <= 0, non-finite, or at/above the
+    teacher's own ``max_depth`` (> 0) — a value clamped there is a range limit, not a depth
+    (REP 117 forbids publishing it as one)."""
+    bad = ~(depth > 0)
+    if max_depth > 0:
+        bad |= depth >= max_depth
+    return np.where(bad, np.float32(np.nan), depth).astype(np.float32, copy=False)
 
 
 class StereoCompareCore:
@@ -112,6 +135,8 @@ class StereoCompareCore:
                                          max_depth=self.params["metrics_max_depth"])
         self.last_teacher_ns: int | None = None
         self.clock = clock
+        self.sync = StampSync(4, self.params["sync_queue_size"],
+                              round(self.params["sync_slop_s"] * 1e9))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
@@ -123,12 +148,13 @@ class StereoCompareCore:
                                ".pt file")
         device = p["device"] or None
         student = DepthEstimator.from_checkpoint(p["student_checkpoint"], device, p["fp16"],
-                                                 p["focal_scaling"])
-        teacher = StereoDepthEstimator.from_spec(p["teacher"], device,
+                                                 p["focal_scaling"], threads=p["threads"])
+        teacher = StereoDepthEstimator.from_spec(p["teacher"], device, threads=p["threads"],
                                                  num_disparities=p["sgbm_num_disparities"],
                                                  block_size=p["sgbm_block_size"])
         log.info(f"student {student.name} on {student.device}; teacher {teacher.name} on "
-                 f"{teacher.device} at {p['teacher_rate_hz']:g} Hz")
+                 f"{teacher.device} at {p['teacher_rate_hz']:g} Hz; {teacher.threads} CPU "
+                 f"thread(s)")
         return cls(student, teacher, p, types, log, topic)
 
     def set_params(self, changes: dict[str, Any]) -> None:
@@ -142,11 +168,30 @@ class StereoCompareCore:
         self.metrics.metric_kwargs.update(min_depth=self.params["metrics_min_depth"],
                                           max_depth=self.params["metrics_max_depth"])
 
+    @property
+    def teacher_max_depth(self) -> float:
+        """SGBM's range limit in metres (its depth is unscaled camera depth); 0 for networks,
+        whose output is rescaled to the camera and has no fixed ceiling."""
+        if not getattr(self.teacher, "is_sgbm", False):
+            return 0.0
+        return float(getattr(self.teacher.cfg, "max_depth", 0.0) or 0.0)
+
     def teacher_due(self, stamp: int) -> bool:
         """Whether the teacher runs on the pair stamped ``stamp`` (ns)."""
         last = self.last_teacher_ns
         period = 1e9 / self.params["teacher_rate_hz"]
         return last is None or stamp < last or stamp - last >= period
+
+    def on_message(self, index: int, msg: Any, wanted: Collection[str] = OUTPUTS,
+                   now_ns: int | None = None) -> dict[str, Any]:
+        """One message of topic ``index`` (0 left image, 1 right image, 2 left camera_info,
+        3 right camera_info); the outputs of the pair it completes (see :meth:`on_pair`)."""
+        try:
+            matched = self.sync.add(index, stamp_ns(msg), msg)
+        except Exception as exc:  # noqa: BLE001 - an unreadable header must not kill the node
+            self._drop(msg, exc)
+            return {}
+        return self.on_pair(*matched, wanted, now_ns) if matched is not None else {}
 
     def on_pair(self, left: Any, right: Any, left_info: Any, right_info: Any,
                 wanted: Collection[str] = OUTPUTS, now_ns: int | None = None
@@ -164,7 +209,13 @@ class StereoCompareCore:
         except Exception as exc:  # noqa: BLE001 - a bad pair must never kill the node
             self._drop(left, exc)
             return {}
-        age = (now_ns - stamp) / 1e6 if now_ns is not None else None
+        if stamp == 0:
+            self.log("warning", f"pair on '{self.topic}' has header stamp 0 (the driver does "
+                                f"not stamp images): published with stamp 0, its age is not "
+                                f"measured", key="zero stamp")
+            age = None
+        else:
+            age = (now_ns - stamp) / 1e6 if now_ns is not None else None
         self.stats.record((self.clock() - t0) * 1e3, infer_ms, age)
         return out
 
@@ -176,13 +227,15 @@ class StereoCompareCore:
         kind = "" if isinstance(exc, DepthKDError) else f"internal error {type(exc).__name__}: "
         self.stats.drop(str(exc))
         self.log("warning" if not kind else "error",
-                 f"dropped {where} on '{self.topic}': {kind}{exc}")
+                 f"dropped {where} on '{self.topic}': {kind}{exc}",
+                 key=f"drop {type(exc).__name__}: {fault_kind(str(exc))}")
 
     def _camera(self, left_info: Any, right_info: Any, size: tuple[int, int]
                 ) -> tuple[np.ndarray, float]:
         """Rectified K of the left image at ``size`` and the baseline in metres."""
         h, w = size
-        calib_l = CameraCalibration.from_msg(left_info, "left camera_info")
+        calib_l = cv.check_calibrated(CameraCalibration.from_msg(left_info, "left camera_info"),
+                                      "left camera_info")
         calib_r = CameraCalibration.from_msg(right_info, "right camera_info")
         baseline = stereo_baseline(calib_l, calib_r, "stereo camera_info")
         return cv.scale_calibration(calib_l, h, w).rectified_K(), baseline
@@ -204,12 +257,13 @@ class StereoCompareCore:
         teacher = self.teacher.predict(left_rgb, right_rgb, K, baseline)
         self.teacher_stats.record((self.clock() - t0) * 1e3, teacher.timings_ms["inference"])
         self.last_teacher_ns = stamp
-        self._score(student.depth, teacher.depth)
+        teacher_depth = teacher_depth_nan(teacher.depth, self.teacher_max_depth)
+        self._score(student.depth, teacher_depth)
         if TEACHER in wanted:
-            out[TEACHER] = cv.depth_msg(self.types, header, teacher.depth)
+            out[TEACHER] = cv.depth_msg(self.types, header, teacher_depth)
         if ABS_ERROR in wanted:
             out[ABS_ERROR] = cv.depth_msg(self.types, header,
-                                          abs_error(student.depth, teacher.depth))
+                                          abs_error(student.depth, teacher_depth))
         if METRICS in wanted:
             out[METRICS] = cv.float_array_msg(self.types, METRICS_LABELS, self.rolling())
         return out, student.timings_ms["inference"] + teacher.timings_ms["inference"]

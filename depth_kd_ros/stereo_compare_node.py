@@ -3,9 +3,10 @@
 
 Subscribes ``left/image_rect``, ``right/image_rect`` (or their ``/compressed`` topics by the
 ``image_transport`` parameter), ``left/camera_info`` and ``right/camera_info`` with
-sensor-data QoS of depth 1, synchronised by message_filters' ApproximateTimeSynchronizer
-(``sync_queue_size``, ``sync_slop_s``). Publishes ``student/depth``, ``teacher/depth``,
-``abs_error`` and ``metrics`` (reliable, REP 2003) and ``/diagnostics``. Every decision lives
+sensor-data QoS of depth 1, paired by header stamp in the core (approximate time,
+``sync_queue_size``, ``sync_slop_s``; no message_filters needed). Publishes
+``student/depth``, ``teacher/depth``, ``abs_error`` and ``metrics`` (reliable, REP 2003) and
+``/diagnostics``. Every decision lives
 in :class:`depth_kd_ros.stereo_compare_core.StereoCompareCore`.
 
     ros2 run depth_kd_ros stereo_compare_node --ros-args \
@@ -16,15 +17,13 @@ from __future__ import annotations
 
 import sys
 
-from diagnostic_updater import Updater
-from message_filters import ApproximateTimeSynchronizer, Subscriber
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray
 
 from depth_kd_ros.conversions import ros2_message_types
-from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, declare_parameters,
-                                     fill_status, forward_parameter_changes, spin,
+from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics,
+                                     declare_parameters, forward_parameter_changes, spin,
                                      topic_label)
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STEREO_PARAMS, STUDENT,
                                               TEACHER, StereoCompareCore)
@@ -45,25 +44,23 @@ class StereoCompareNode(Node):
             topic=topic_label(self, "left/image_rect" + suffix))
         self.pubs = {name: self.create_publisher(cls, name, PUBLISHER_QOS)
                      for name, cls in OUTPUT_TYPES.items()}
-        self.filters = [Subscriber(self, image_cls, f"{side}/image_rect{suffix}",
-                                   qos_profile=SENSOR_QOS) for side in ("left", "right")]
-        self.filters += [Subscriber(self, CameraInfo, f"{side}/camera_info",
-                                    qos_profile=SENSOR_QOS) for side in ("left", "right")]
-        self.sync = ApproximateTimeSynchronizer(self.filters, params["sync_queue_size"],
-                                                params["sync_slop_s"])
-        self.sync.registerCallback(self.on_pair)
-        self.updater = Updater(self)
-        self.updater.setHardwareID(f"{self.core.student.name}+{self.core.teacher.name}")
-        self.updater.add("stereo compare",
-                         lambda stat: fill_status(stat, self.core.diagnostics()))
+        topics = [f"left/image_rect{suffix}", f"right/image_rect{suffix}",
+                  "left/camera_info", "right/camera_info"]
+        for index, (topic, cls) in enumerate(zip(topics, [image_cls, image_cls, CameraInfo,
+                                                          CameraInfo])):
+            self.create_subscription(cls, topic, lambda msg, i=index: self.on_message(i, msg),
+                                     SENSOR_QOS)
+        self.diagnostics = Diagnostics(
+            self, "stereo compare", f"{self.core.student.name}+{self.core.teacher.name}",
+            self.core.diagnostics)
         forward_parameter_changes(self, STEREO_PARAMS, self.core.set_params)
 
-    def on_pair(self, left, right, left_info: CameraInfo, right_info: CameraInfo) -> None:
-        """Run the core on one synchronised set and publish what somebody listens to."""
+    def on_message(self, index: int, msg) -> None:
+        """Hand one message to the core's stamp pairing; publish what a completed pair gives
+        to somebody who listens."""
         wanted = [name for name, pub in self.pubs.items() if pub.get_subscription_count() > 0]
         now_ns = self.get_clock().now().nanoseconds
-        for name, out in self.core.on_pair(left, right, left_info, right_info, wanted,
-                                           now_ns).items():
+        for name, out in self.core.on_message(index, msg, wanted, now_ns).items():
             self.pubs[name].publish(out)
 
 

@@ -8,7 +8,8 @@ import inspect
 
 import pytest
 
-from depth_kd_ros.frame_stats import LOG_REPEAT_S, OK, WARN, FrameStats, ThrottledLog
+from depth_kd_ros.frame_stats import (LOG_REPEAT_S, MAX_LOG_KEYS, OK, WARN, FrameStats,
+                                      ThrottledLog, fault_kind)
 
 
 class Clock:
@@ -70,7 +71,28 @@ def test_throttled_log_repeats_after_the_interval_and_once_is_once():
     clock.t = LOG_REPEAT_S + 0.1
     assert throttled("warning", "bad frame")
     assert throttled.once("info", "note") and not throttled.once("info", "note")
-    assert [t for _, t in log.lines] == ["bad frame", "another bad frame", "bad frame", "note"]
+    assert [t for _, t in log.lines] == ["bad frame", "another bad frame",
+                                         "bad frame (1 more like this suppressed)", "note"]
+
+
+def test_throttle_is_keyed_on_the_kind_of_fault_not_the_stamp_and_its_state_is_bounded():
+    clock, log = Clock(), RclpyRuleLogger()
+    throttled = ThrottledLog(log, clock)
+    assert fault_kind("dropped frame 1700000000123 ns: step 12 < 3.5") == \
+        "dropped frame # ns: step # < #"
+    for k in range(1000):  # 1000 frames in 1 s, each with its own stamp: one line
+        clock.t = k / 1000
+        throttled("warning", f"dropped frame {1_700_000_000_000 + k} ns: bad step")
+    assert len(log.lines) == 1
+    clock.t = 1.0 + LOG_REPEAT_S
+    assert throttled("warning", "dropped frame 5 ns: bad step")
+    assert log.lines[-1][1].endswith("(999 more like this suppressed)")
+    assert throttled("warning", "x", key="one kind") and not throttled("warning", "y",
+                                                                       key="one kind")
+    for k in range(10 * MAX_LOG_KEYS):  # many different kinds and notes: bounded memory
+        throttled("warning", f"kind {chr(65 + k % 26)}{k // 26 * 'z'}")
+        throttled.once("info", f"note {k}")
+    assert len(throttled._last) <= MAX_LOG_KEYS and len(throttled._once) <= MAX_LOG_KEYS
 
 
 def test_each_severity_has_its_own_call_site():

@@ -1,9 +1,10 @@
-"""The thin rclpy node classes run against small stand-ins of the ROS 2 Python modules, because
-ROS 2 cannot be installed here. This checks OUR wiring only — subscriptions with depth-1
-best-effort QoS on the right topics and types, reliable publishers, every parameter declared
-with a descriptor, inference skipped without subscribers, outputs published where somebody
-listens, diagnostics filled, the synchroniser fed four filters. Behaviour against real rclpy
-is tested in test_ros_nodes.py and test_mono_depth_launch.py (they skip without ROS 2)."""
+"""The thin rclpy node classes run against small stand-ins of the ROS 2 Python modules, so that
+the wiring is checked in-process and quickly. This checks OUR wiring only — subscriptions with
+depth-1 best-effort QoS on the right topics and types, reliable publishers, every parameter
+declared with a descriptor, inference skipped without subscribers, outputs published where
+somebody listens, diagnostics filled, the four stereo topics fed to the core's stamp pairing.
+Behaviour against real rclpy (the PyPI wheels, ``.[ros-pip]``) is tested with the nodes as
+their own processes in test_ros_nodes.py."""
 
 from __future__ import annotations
 
@@ -48,10 +49,23 @@ class FakeNode:
     def __init__(self, name: str, **kwargs: Any) -> None:
         self.name, self.pubs, self.subs, self.declared = name, {}, {}, {}
         self.param_callbacks: list = []
+        self.timers: list = []
 
     def declare_parameter(self, name, value, descriptor):
         self.declared[name] = (value, descriptor)
         return types.SimpleNamespace(value=self.overrides.get(name, value))
+
+    def has_parameter(self, name):
+        return name in self.declared
+
+    def get_name(self):
+        return self.name
+
+    def get_fully_qualified_name(self):
+        return "/ns/" + self.name
+
+    def create_timer(self, period, callback):
+        self.timers.append((period, callback))
 
     def create_publisher(self, msg_type, topic, qos):
         self.pubs[topic] = Pub(msg_type, topic, qos)
@@ -68,32 +82,23 @@ class FakeNode:
         return logging.getLogger(f"fake.{self.name}")
 
     def get_clock(self):
-        return types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=10**18))
+        now = types.SimpleNamespace(nanoseconds=10**18, to_msg=lambda: TS.types[
+            "builtin_interfaces/msg/Time"](sec=10**9, nanosec=0))
+        return types.SimpleNamespace(now=lambda: now)
 
     def resolve_topic_name(self, name):
         return "/ns/" + name
 
 
-class FakeUpdater:
-    def __init__(self, node):
-        self.tasks, self.hwid = {}, ""
-
-    def setHardwareID(self, hwid):  # noqa: N802 - diagnostic_updater's name
-        self.hwid = hwid
-
-    def add(self, name, fn):
-        self.tasks[name] = fn
+class DiagnosticArray:
+    def __init__(self, status):
+        self.status = status
+        self.header = types.SimpleNamespace(stamp=None)
 
 
-class FakeStat:
-    def __init__(self):
-        self.level, self.message, self.values = None, "", {}
-
-    def summary(self, level, message):
-        self.level, self.message = level, message
-
-    def add(self, key, value):
-        self.values[key] = value
+def _diagnostic_names(node: FakeNode) -> set[str]:
+    """Non-node parameters the diagnostics declare."""
+    return {n for n in node.declared if n.startswith("diagnostic_updater.")}
 
 
 @pytest.fixture()
@@ -120,8 +125,10 @@ def ros(monkeypatch):
     mod("rcl_interfaces.msg", ParameterDescriptor=lambda **kw: ns(**kw),
         FloatingPointRange=lambda **kw: ns(**kw), IntegerRange=lambda **kw: ns(**kw),
         SetParametersResult=lambda **kw: ns(**kw))
-    mod("diagnostic_msgs.msg", DiagnosticStatus=ns(OK=b"\x00", WARN=b"\x01", ERROR=b"\x02"))
-    mod("diagnostic_updater", Updater=FakeUpdater)
+    status = lambda **kw: ns(**kw)  # noqa: E731
+    status.OK, status.WARN, status.ERROR = b"\x00", b"\x01", b"\x02"
+    mod("diagnostic_msgs.msg", DiagnosticStatus=status, DiagnosticArray=DiagnosticArray,
+        KeyValue=lambda key, value: (key, value))
     mod("sensor_msgs.msg", Image=tt["sensor_msgs/msg/Image"],
         CompressedImage=tt["sensor_msgs/msg/CompressedImage"],
         CameraInfo=tt["sensor_msgs/msg/CameraInfo"],
@@ -131,21 +138,6 @@ def ros(monkeypatch):
         MultiArrayLayout=tt["std_msgs/msg/MultiArrayLayout"],
         MultiArrayDimension=tt["std_msgs/msg/MultiArrayDimension"])
     mod("builtin_interfaces.msg", Time=tt["builtin_interfaces/msg/Time"])
-    synced = {}
-
-    class Subscriber:
-        def __init__(self, node, msg_type, topic, qos_profile):
-            node.create_subscription(msg_type, topic, None, qos_profile)
-            self.topic = topic
-
-    class Sync:
-        def __init__(self, filters, queue_size, slop):
-            synced.update(filters=filters, queue_size=queue_size, slop=slop)
-
-        def registerCallback(self, cb):  # noqa: N802 - message_filters' name
-            synced["callback"] = cb
-
-    mod("message_filters", Subscriber=Subscriber, ApproximateTimeSynchronizer=Sync)
     for name in ("rcl_interfaces", "diagnostic_msgs", "sensor_msgs", "std_msgs",
                  "builtin_interfaces"):
         mod(name)
@@ -154,7 +146,7 @@ def ros(monkeypatch):
     for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    yield synced
+    yield
     for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         sys.modules.pop(name, None)
@@ -166,7 +158,7 @@ def ckpt(tmp_path_factory):
 
 
 def _assert_declared(node: FakeNode, specs) -> None:
-    assert set(node.declared) == {s.name for s in specs}
+    assert set(node.declared) - _diagnostic_names(node) == {s.name for s in specs}
     for spec in specs:
         default, desc = node.declared[spec.name]
         assert default == spec.default and desc.description.startswith(spec.description)
@@ -185,8 +177,10 @@ def test_mono_node_wiring(ros, ckpt, monkeypatch):
     assert set(node.subs) == {"image", "camera_info"}
     for _, _, qos in node.subs.values():
         assert (qos.depth, qos.reliability) == (1, "best_effort")
+    diagnostics = node.pubs.pop("/diagnostics")
     assert set(node.pubs) == {"depth", "depth/camera_info", "uncertainty", "depth/colorized"}
     assert all(p.qos.reliability == "reliable" for p in node.pubs.values())
+    node.pubs["/diagnostics"] = diagnostics
     assert node.core.topic == "/ns/image"
     msg_type, on_image, _ = node.subs["image"]
     rgb = np.random.default_rng(0).integers(0, 256, (64, 192, 3), dtype=np.uint8)
@@ -197,11 +191,19 @@ def test_mono_node_wiring(ros, ckpt, monkeypatch):
     node.pubs["depth"].subscribers = 1
     node.pubs["depth/camera_info"].subscribers = 1
     on_image(frame)
-    assert [len(p.sent) for p in node.pubs.values()] == [1, 1, 0, 0]
+    assert [len(p.sent) for p in node.pubs.values()] == [1, 1, 0, 0, 0]
     assert node.pubs["depth"].sent[0].encoding == "32FC1"
-    stat = node.updater.tasks["mono depth"](FakeStat())
-    assert stat.level == b"\x00" and stat.values["frames_processed"] == "1"
-    assert float(stat.values["stamp_age_ms_mean"]) == pytest.approx(1.0)
+    assert _diagnostic_names(node) == {"diagnostic_updater.period",
+                                       "diagnostic_updater.use_fqn"}
+    assert node.timers[0][0] == 1.0  # the updater's default period
+    node.timers[0][1]()
+    array = node.pubs["/diagnostics"].sent[0]
+    stat = array.status[0]
+    values = dict(stat.values)
+    assert (stat.name, stat.level, stat.hardware_id) == ("mono_depth: mono depth", b"\x00",
+                                                         "adu_student@cpu")
+    assert values["frames_processed"] == "1"
+    assert float(values["stamp_age_ms_mean"]) == pytest.approx(1.0)
     result = node.param_callbacks[0]([types.SimpleNamespace(name="output_scale", value=7.0)])
     assert not result.successful and "output_scale" in result.reason
     ok = node.param_callbacks[0]([types.SimpleNamespace(name="diagnostic_updater.period",
@@ -223,17 +225,22 @@ def test_stereo_node_wiring(ros, ckpt, monkeypatch):
                                                 "device": "cpu", "sgbm_num_disparities": 16})
     node = importlib.import_module("depth_kd_ros.stereo_compare_node").StereoCompareNode()
     _assert_declared(node, STEREO_PARAMS)
-    assert [f.topic for f in ros["filters"]] == ["left/image_rect", "right/image_rect",
-                                                 "left/camera_info", "right/camera_info"]
-    assert (ros["queue_size"], ros["slop"]) == (10, 0.02)
+    assert list(node.subs) == ["left/image_rect", "right/image_rect", "left/camera_info",
+                               "right/camera_info"]
+    assert (node.core.sync.queue_size, node.core.sync.slop_ns) == (10, 20_000_000)
     assert all(qos.depth == 1 for _, _, qos in node.subs.values())
+    node.pubs.pop("/diagnostics")
     assert set(node.pubs) == {"student/depth", "teacher/depth", "abs_error", "metrics"}
     node.pubs["metrics"].subscribers = 1
     rgb = np.random.default_rng(1).integers(0, 256, (64, 192, 3), dtype=np.uint8)
     left = image(10**18, **mc.image_fields(rgb, "rgb8"))
     right = image(10**18, **mc.image_fields(np.roll(rgb, -4, axis=1), "rgb8"))
-    ros["callback"](left, right, camera_info(10**18, 64, 192),
-                    camera_info(10**18, 64, 192, tx=-5.0))
+    calls = [node.subs[t][1] for t in node.subs]
+    calls[0](left)
+    calls[2](camera_info(10**18, 64, 192))
+    calls[3](camera_info(10**18, 64, 192, tx=-5.0))
+    assert not node.pubs["metrics"].sent  # the right image is still missing
+    calls[1](right)
     sent = node.pubs["metrics"].sent
     assert len(sent) == 1 and sent[0].layout.dim[0].label == "abs_rel,rmse,delta1,frames"
     assert not node.pubs["teacher/depth"].sent  # nobody subscribed

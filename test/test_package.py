@@ -14,10 +14,33 @@ def test_package_xml_is_format_3_ament_python_with_runtime_deps():
     assert root.findtext("name") == "depth_kd_ros"
     assert root.find("export/build_type").text == "ament_python"
     deps = {e.text for e in root.findall("exec_depend")}
-    for dep in ("rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "message_filters",
-                "launch_ros", "diagnostic_updater", "python3-opencv"):
+    for dep in ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rcl_interfaces",
+                "builtin_interfaces", "cv_bridge", "launch_ros", "python3-opencv"):
         assert dep in deps, dep
     assert (REPO_ROOT / "resource" / "depth_kd_ros").is_file()
+
+
+def test_package_xml_is_truthful_about_ros_python_imports():
+    """Every ROS package the node code imports is an exec_depend, and none that it does not
+    import is listed among the Python ones (message_filters, diagnostic_updater)."""
+    root = ET.parse(REPO_ROOT / "package.xml").getroot()
+    deps = {e.text for e in root.findall("exec_depend")}
+    source = "\n".join(p.read_text() for p in (REPO_ROOT / "depth_kd_ros").glob("*.py"))
+    imported = set(re.findall(r"^\s*(?:from|import)\s+([a-z_]+)", source, flags=re.M))
+    ros = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rcl_interfaces",
+           "builtin_interfaces", "cv_bridge", "message_filters", "diagnostic_updater"}
+    assert imported & ros <= deps
+    assert not {"message_filters", "diagnostic_updater"} & (deps - imported)
+
+
+def test_ros_pip_extra_has_the_wheels_the_nodes_import_and_ci_installs_it():
+    setup = (REPO_ROOT / "setup.py").read_text()
+    extra = setup.split('"ros-pip":', 1)[1].split("}", 1)[0]
+    for wheel in ("ros-jazzy-rclpy[fastrtps", "ros-jazzy-sensor-msgs", "ros-jazzy-std-msgs",
+                  "ros-jazzy-diagnostic-msgs", "ros-jazzy-rcl-interfaces",
+                  "ros-jazzy-builtin-interfaces"):
+        assert wheel in extra, wheel
+    assert "'.[test,ros-pip]'" in (REPO_ROOT / ".ci" / "run").read_text()
 
 
 def _readme_commands() -> list[str]:

@@ -93,7 +93,11 @@ def test_error_image_and_metrics_match_the_published_depths(world_frame, student
         assert out[TEACHER].encoding == out[ABS_ERROR].encoding == "32FC1"
         stamps = {mc.stamp_ns(out[name]) for name in (STUDENT, TEACHER, ABS_ERROR)}
         assert stamps == {T0 + k * 500_000_000}
-        assert np.isnan(teacher[:, :64]).all()  # SGBM's unmatched band stays NaN
+        # NaN exactly where SGBM gives no depth (holes, beyond range), never a made-up value
+        world, frame = world_frame
+        raw = core.teacher.predict(frame["left"], frame["right"], world.K, world.baseline)
+        np.testing.assert_array_equal(np.isnan(teacher), ~(raw.depth > 0)
+                                      | (raw.depth >= core.teacher.cfg.max_depth))
         both = np.isfinite(student) & np.isfinite(teacher)
         np.testing.assert_array_equal(np.isfinite(err), both)
         np.testing.assert_allclose(err[both], np.abs(student - teacher)[both], rtol=1e-6)
