@@ -54,6 +54,8 @@ OPTIM = ["optim.name=adamw", "optim.lr=1e-3", "optim.betas=[0.9,0.99]",
          "optim.onecycle_div=10", "optim.onecycle_final_div=20", "data.batch_size=8"]
 SGBM = ["model.num_disparities=32", "model.block_size=5", "model.fill=wls"]  # at 64x192: >= 1.9 m
 FRAMES_PER_SCENE = 6  # many short scenes teach more than a few long ones
+STUDENT_ROW, TEACHER = "TIE-KD student (monocular)", "SGBM teacher (stereo, dense)"
+ORACLE_ROW = "oracle: same student on ground truth"
 
 
 def _bag_data(path: Path, depth_topic: str, height: int = TRAIN_HEIGHT,
@@ -123,63 +125,65 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args, out: Path) -> dict:
-    steps = 6 if args.oracle else 5
-    print(f"[1/{steps}] rendering the synthetic stereo drives into rosbag2 (mcap) bags",
-          flush=True)
+    n = 6 if args.oracle else 5
+    print(f"[1/{n}] rendering the synthetic stereo drives into rosbag2 (mcap) bags", flush=True)
     train_bag, test_bag = out / "data" / "train_drive", out / "data" / "test_drive"
     write_synthetic_bag(train_bag, SyntheticWorld(0, HEIGHT, WIDTH), args.train_frames,
                         with_depth=True, with_lidar=True, frames_per_scene=FRAMES_PER_SCENE,
                         progress=True)
     write_synthetic_bag(test_bag, SyntheticWorld(1000, HEIGHT, WIDTH), args.test_frames,
                         with_depth=True, frames_per_scene=4, progress=True)
-    print(f"[2/{steps}] teacher: OpenCV SGBM + WLS hole filling on the stereo pairs (no "
-          f"training)", flush=True)
+    print(f"[2/{n}] teacher: OpenCV SGBM + WLS hole filling on the stereo pairs (no training)",
+          flush=True)
     teacher = _train(["recipe.name=sgbm", f"trainer.out_dir={out / 'runs' / 'sgbm_teacher'}",
                       *SGBM, *_bag_data(train_bag, TOPICS.lidar)])
-    print(f"[3/{steps}] distilling a monocular student with TIE-KD ({args.steps} steps)",
-          flush=True)
-    common = [f"trainer.max_steps={args.steps}", "trainer.val_every_epochs=1000", *STUDENT,
-              *OPTIM]
-    student = _train(["recipe.name=tie_kd", f"recipe.teacher_checkpoint={teacher}",
-                      "recipe.confidence_weight=true",
-                      f"trainer.out_dir={out / 'runs' / 'tie_kd_student'}", *common,
-                      *_bag_data(train_bag, TOPICS.lidar)])
-    runs = {"TIE-KD student (monocular)": student}
-    if args.oracle:
-        print(f"[4/{steps}] oracle: the same student on the rendered ground truth "
-              f"({args.steps} steps)", flush=True)
-        runs["oracle: same student on ground truth"] = _train(
-            ["recipe.name=supervised", "recipe.loss=silog",
-             f"trainer.out_dir={out / 'runs' / 'oracle_student'}", *common,
-             *_bag_data(train_bag, TOPICS.depth)])
-    print(f"[{steps - 1}/{steps}] evaluating on the held-out test drive", flush=True)
+    runs = _train_students(args, out, train_bag, teacher, n)
+    print(f"[{n - 1}/{n}] evaluating on the held-out test drive", flush=True)
     prior = _prior(train_bag)
     metrics = {name: _evaluate(str(ckpt), str(teacher), test_bag,
                                out / "eval" / Path(ckpt).parents[1].name, prior)
                for name, ckpt in runs.items()}
-    metrics["SGBM teacher (stereo, dense)"] = _evaluate(str(teacher), "", test_bag,
-                                                        out / "eval" / "teacher", prior)
-    metrics.update(metrics["TIE-KD student (monocular)"]["baselines"])
-    print(f"[{steps}/{steps}] bag to bag: the student over the test drive", flush=True)
+    metrics[TEACHER] = _evaluate(str(teacher), "", test_bag, out / "eval" / "teacher", prior)
+    metrics.update(metrics[STUDENT_ROW]["baselines"])
+    print(f"[{n}/{n}] bag to bag: the student over the test drive", flush=True)
     from depth_kd_core.bag_infer import infer_bag
 
-    infer_bag(test_bag, out / "data" / "test_drive_depth", student, image_topic=TOPICS.left,
-              info_topic=TOPICS.left_info, overwrite=True)
+    infer_bag(test_bag, out / "data" / "test_drive_depth", runs[STUDENT_ROW],
+              image_topic=TOPICS.left, info_topic=TOPICS.left_info, overwrite=True)
     atomic_write_text(out / "metrics.md", _report(metrics, prior))
-    return {"student": str(student), "teacher": str(teacher),
+    return {"student": str(runs[STUDENT_ROW]), "teacher": str(teacher),
             "metrics": {k: {m: v for m, v in d.items() if m != "baselines"}
                         for k, d in metrics.items()}}
 
 
+def _train_students(args, out: Path, train_bag: Path, teacher: Path, n: int) -> dict[str, Path]:
+    """The TIE-KD student and, with --oracle, the same student on the rendered depth (same
+    steps and optimiser): {report row: last checkpoint}."""
+    print(f"[3/{n}] distilling a monocular student with TIE-KD ({args.steps} steps)",
+          flush=True)
+    common = [f"trainer.max_steps={args.steps}", "trainer.val_every_epochs=1000", *STUDENT,
+              *OPTIM]
+    runs = {STUDENT_ROW: _train(["recipe.name=tie_kd", f"recipe.teacher_checkpoint={teacher}",
+                                 "recipe.confidence_weight=true",
+                                 f"trainer.out_dir={out / 'runs' / 'tie_kd_student'}", *common,
+                                 *_bag_data(train_bag, TOPICS.lidar)])}
+    if args.oracle:
+        print(f"[4/{n}] oracle: the same student on the rendered ground truth "
+              f"({args.steps} steps)", flush=True)
+        runs[ORACLE_ROW] = _train(["recipe.name=supervised", "recipe.loss=silog",
+                                   f"trainer.out_dir={out / 'runs' / 'oracle_student'}",
+                                   *common, *_bag_data(train_bag, TOPICS.depth)])
+    return runs
+
+
 def _report(metrics: dict[str, dict], prior: DepthPrior) -> str:
-    s = metrics["TIE-KD student (monocular)"]
-    rows = {name: m for name, m in metrics.items()}
+    s = metrics[STUDENT_ROW]
     return ("# depth_kd demo\n\nHeld-out synthetic drive (another seed), dense ground truth, "
             "whole frame, 0-80 m. The no-image prior is the per-pixel mean log-depth of the "
             f"{prior.images} training frames and the constant their geometric mean "
             f"({prior.constant_m:.1f} m): a student must beat both to be worth running. The "
             "teacher's coverage is the share of pixels it gives a depth.\n\n"
-            + baseline_table(rows)
+            + baseline_table(metrics)
             + f"\n\nStudent vs teacher agreement: AbsRel {s['agree_abs_rel']:.3f}; "
             f"Spearman rho(sigma, |error|) {s['spearman_sigma_abs_err']:.2f}, "
             f"AUSE {s['ause_abs_err']:.3f}.\n\nFiles: bags in data/ (test_drive_depth holds "

@@ -26,8 +26,8 @@ def test_demo_writes_bags_checkpoints_metrics_and_pngs(tmp_path):
     assert "| no-image prior |" in report and "| TIE-KD student (monocular) |" in report
     for path in ("data/train_drive/metadata.yaml", "data/test_drive_depth/metadata.yaml",
                  "runs/tie_kd_student/checkpoints/last.pt", "runs/tie_kd_student/config.yaml",
-                 "runs/tie_kd_student/git_sha.txt", "eval/student/per_image.csv",
-                 "eval/student/grid_00000.png", "metrics.md"):
+                 "runs/tie_kd_student/git_sha.txt", "eval/tie_kd_student/per_image.csv",
+                 "eval/tie_kd_student/grid_00000.png", "eval/teacher/summary.json", "metrics.md"):
         assert (tmp_path / path).exists(), path
     assert list((tmp_path / "runs/tie_kd_student/tb").iterdir())  # TensorBoard events
 
