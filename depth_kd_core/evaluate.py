@@ -332,7 +332,8 @@ def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
         same = dataclasses.replace(ev, median_scaling="on" if result["summary"]["median_scaling"]
                                    else "off")
         result["summary"]["baselines"] = score_baselines(prior, scored, same)
-        _write_outputs(Path(ev.out_dir), result["rows"], result["summary"])
+        atomic_write_text(Path(ev.out_dir) / "summary.json",
+                          json.dumps(result["summary"], indent=2) + "\n")
     return result
 
 
