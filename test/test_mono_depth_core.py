@@ -20,6 +20,7 @@ from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, OUTPUTS,
                                           MonoDepthCore, validate_mono_params)
 from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
     torch_single_thread  # noqa: F401 - module fixture
+from node_helpers import FakeClock
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -27,14 +28,6 @@ H, W = 2 * NET_H, 2 * NET_W  # camera images twice the network input
 STAMP = 1_700_000_123_456_789_012
 RNG = np.random.default_rng(0)
 LOG = logging.getLogger("mono_core_test")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +241,7 @@ def test_bad_camera_info_is_ignored_with_a_warning(core, caplog):
 
 
 def test_diagnostics_rate_latency_and_age(ckpt):
-    clock = FakeClock()
+    clock = FakeClock(start=100.0)
     core = MonoDepthCore(DepthEstimator.from_checkpoint(ckpt, "cpu"), {}, TS.types, LOG,
                          clock=clock)
     assert core.diagnostics().level == WARN  # waiting for images

@@ -26,41 +26,13 @@ from depth_kd_ros.stamp_sync import StampSync
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
                                               StereoCompareCore)
 from inference_helpers import TRAIN_FOCAL_PX, tiny_model, torch_single_thread  # noqa: F401
+from node_helpers import FakeClock, StubLogger
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 LOG = logging.getLogger("robustness_test")
 H, W = 32, 64  # soak frames: the smallest size the tiny networks take
 STAMP = 1_700_000_000 * 10**9
 PARAMS = {"checkpoint": "unused.pt", "device": "cpu"}
-
-
-class CountingLog:
-    """Counts lines per severity (keeps no text, so it does not grow itself)."""
-
-    def __init__(self) -> None:
-        self.count = {"info": 0, "warning": 0, "error": 0}
-        self.last = ""
-
-    def _log(self, level: str, text: str) -> None:
-        self.count[level] += 1
-        self.last = text
-
-    def info(self, text: str) -> None:
-        self._log("info", text)
-
-    def warning(self, text: str) -> None:
-        self._log("warning", text)
-
-    def error(self, text: str) -> None:
-        self._log("error", text)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +48,7 @@ def _frame(stamp: int, rgb: np.ndarray | None = None, **override) -> object:
 
 def test_uncalibrated_camera_info_is_ignored_and_outputs_describe_the_training_camera(
         small_estimator):
-    log = CountingLog()
+    log = StubLogger(keep_lines=False)
     core = MonoDepthCore(small_estimator, PARAMS, TS.types, log)
     zero_k = camera_info(STAMP, H, W, fx=0.0)  # real size, K = P = 0 (CameraInfo.msg)
     for _ in range(3):
@@ -92,7 +64,7 @@ def test_uncalibrated_camera_info_is_ignored_and_outputs_describe_the_training_c
 
 
 def test_zero_stamp_is_published_with_a_warning_and_kept_out_of_the_stamp_age(small_estimator):
-    log, clock = CountingLog(), Clock()
+    log, clock = StubLogger(keep_lines=False), FakeClock()
     core = MonoDepthCore(small_estimator, {**PARAMS, "focal_scaling": False}, TS.types, log,
                          clock=clock)
     now = STAMP + 40_000_000
@@ -136,7 +108,7 @@ def _stereo_messages(stamp: int, rgb: np.ndarray | None = None, **override):
 
 def test_teacher_without_depth_or_at_its_range_limit_is_nan_and_not_scored(small_estimator,
                                                                             monkeypatch):
-    core = _stereo_core(small_estimator, CountingLog(), metrics_max_depth=1000.0)
+    core = _stereo_core(small_estimator, StubLogger(keep_lines=False), metrics_max_depth=1000.0)
     max_depth = core.teacher.cfg.max_depth
     teacher = np.full((H, W), 10.0, np.float32)
     teacher[:, :8] = 0.0  # SGBM: no match / beyond range
@@ -221,7 +193,7 @@ def _soak(feed, n_frames: int, clock: Clock, fps: float = 30.0) -> int:
 
 @pytest.mark.slow
 def test_mono_core_soak_10000_mixed_frames_flat_memory_and_bounded_log(small_estimator):
-    log, clock = CountingLog(), Clock()
+    log, clock = StubLogger(keep_lines=False), FakeClock()
     core = MonoDepthCore(small_estimator, PARAMS, TS.types, log, clock=clock)
 
     def feed(k: int) -> None:
@@ -243,7 +215,7 @@ def test_mono_core_soak_10000_mixed_frames_flat_memory_and_bounded_log(small_est
 
 @pytest.mark.slow
 def test_stereo_core_soak_10000_messages_flat_memory_and_bounded_log(small_estimator):
-    log, clock = CountingLog(), Clock()
+    log, clock = StubLogger(keep_lines=False), FakeClock()
     core = _stereo_core(small_estimator, log)
 
     def feed(k: int) -> None:

@@ -4,48 +4,15 @@ age out of the warning, repeated lines are throttled, and every severity has its
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 from depth_kd_ros.frame_stats import (LOG_REPEAT_S, MAX_LOG_KEYS, OK, WARN, FrameStats,
                                       ThrottledLog, fault_kind)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class RclpyRuleLogger:
-    """Records lines and enforces rclpy's rule: one severity per calling line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.sites: dict[tuple[str, int], str] = {}
-
-    def _log(self, severity: str, text: str) -> None:
-        caller = inspect.currentframe().f_back.f_back
-        site = (caller.f_code.co_filename, caller.f_lineno)
-        if self.sites.setdefault(site, severity) != severity:
-            raise ValueError("Logger severity cannot be changed between calls.")
-        self.lines.append((severity, text))
-
-    def info(self, text: str) -> None:
-        self._log("info", text)
-
-    def warning(self, text: str) -> None:
-        self._log("warning", text)
-
-    def error(self, text: str) -> None:
-        self._log("error", text)
+from node_helpers import FakeClock, StubLogger
 
 
 def test_rate_latency_and_drop_window():
-    clock = Clock()
+    clock = FakeClock()
     stats = FrameStats(window=4, clock=clock)
     assert stats.summary("x").level == WARN  # nothing yet
     for k in range(6):  # 20 Hz, latencies 10..60 ms
@@ -64,7 +31,7 @@ def test_rate_latency_and_drop_window():
 
 
 def test_throttled_log_repeats_after_the_interval_and_once_is_once():
-    clock, log = Clock(), RclpyRuleLogger()
+    clock, log = FakeClock(), StubLogger()
     throttled = ThrottledLog(log, clock)
     assert throttled("warning", "bad frame") and not throttled("warning", "bad frame")
     assert throttled("warning", "another bad frame")
@@ -76,7 +43,7 @@ def test_throttled_log_repeats_after_the_interval_and_once_is_once():
 
 
 def test_throttle_is_keyed_on_the_kind_of_fault_not_the_stamp_and_its_state_is_bounded():
-    clock, log = Clock(), RclpyRuleLogger()
+    clock, log = FakeClock(), StubLogger()
     throttled = ThrottledLog(log, clock)
     assert fault_kind("dropped frame 1700000000123 ns: step 12 < 3.5") == \
         "dropped frame # ns: step # < #"
@@ -96,8 +63,8 @@ def test_throttle_is_keyed_on_the_kind_of_fault_not_the_stamp_and_its_state_is_b
 
 
 def test_each_severity_has_its_own_call_site():
-    log = RclpyRuleLogger()
-    throttled = ThrottledLog(log, Clock())
+    log = StubLogger()
+    throttled = ThrottledLog(log, FakeClock())
     for level in ("warning", "error", "info", "warning", "error"):
         throttled(level, f"{level} line")  # raises ValueError if one line served two levels
         throttled.once(level, f"{level} once")
