@@ -66,6 +66,13 @@ def test_dense_teacher_keeps_raw_accuracy_where_raw_sgbm_matched(frames, dense, 
     assert _abs_rel(dense["depth"], gt, dense["depth"] > 0) < 0.15  # the filled holes too
 
 
+def test_consistent_pixels_keep_their_raw_disparity_and_only_holes_are_filled(frames, dense):
+    padded_raw = _run(frames, fill="none")  # same padding and left-right check, no filling
+    matched = padded_raw["disp"] > 0
+    assert torch.equal(dense["disp"][matched], padded_raw["disp"][matched])
+    assert (dense["confidence"][~matched] <= 0.5).all()  # filled: at most fill_confidence
+
+
 def test_confidence_ranks_the_teachers_errors(frames, dense):
     gt = frames[4]
     m = (gt > 0) & (gt < 80) & (dense["depth"] > 0)
