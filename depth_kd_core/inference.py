@@ -172,6 +172,13 @@ def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
     return resize_valid(t, valid, (height, width))[0, 0].numpy()
 
 
+def all_positive_finite(values: np.ndarray) -> bool:
+    """True when every value is > 0 and finite: two reductions, no per-pixel masks (NaN
+    propagates through min, so any NaN answers False). The usual network output takes this
+    path; only images with holes pay for building a mask."""
+    return values.size > 0 and bool(values.min() > 0) and bool(values.max() < np.inf)
+
+
 def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = "turbo") -> np.ndarray:
     """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
@@ -184,7 +191,7 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
         raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
                           f"{', '.join(COLORMAPS)}")
     d = np.asarray(depth, dtype=np.float32)
-    valid = (d > 0) & (d < np.inf)
+    valid = None if all_positive_finite(d) else (d > 0) & (d < np.inf)
     lo, hi = 1.0 / max_depth, 1.0 / min_depth
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # the same float32 steps as visualize.colorize (inverse depth, normalise, clip, x255),
@@ -196,7 +203,7 @@ def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
         norm *= np.float32(255)
         index = norm.astype(np.uint8)
     bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
-    if not valid.all():
+    if valid is not None:
         np.copyto(bgr, 0, where=~valid[..., None])
     return bgr
 

@@ -28,6 +28,7 @@ from depth_kd_core.data import msg_codec as mc
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import scale_intrinsics
 from depth_kd_core.errors import ImageError
+from depth_kd_core.inference import all_positive_finite
 
 Types = Mapping[str, Any]
 IMAGE, COMPRESSED, CAMERA_INFO = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
@@ -192,8 +193,8 @@ def depth_msg(types: Types, header: Any, depth_m: np.ndarray) -> Any:
     ``depth_m``: (H, W) metres; NaN, <= 0 and +-inf are invalid.
     """
     depth = np.ascontiguousarray(depth_m, dtype=np.float32)
-    bad = ~(depth > 0) | (depth == np.inf)  # NaN compares False: already invalid
-    if bad.any():
+    if not all_positive_finite(depth):
+        bad = ~(depth > 0) | (depth == np.inf)  # NaN compares False: already invalid
         depth = np.where(bad, np.float32(np.nan), depth)
     if not np.little_endian:  # 32FC1 is written little-endian (is_bigendian = 0)
         depth = depth.astype("<f4")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from bag_helpers import TS
 from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.inference import MIN_WEIGHT, colorize_depth, resize_valid
+from depth_kd_core.inference import MIN_WEIGHT, all_positive_finite, colorize_depth, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 from depth_kd_ros import conversions as cv
 
@@ -65,3 +65,14 @@ def test_message_builders_carry_the_array_once_and_exactly():
         bgr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
         msg = cv.bgr8_msg(types, hdr, bgr[:, ::-1])  # a non-contiguous view
         np.testing.assert_array_equal(mc.image_to_array(msg), bgr[:, ::-1])
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -2.0, np.inf, -np.inf])
+def test_one_invalid_pixel_leaves_the_fast_path_and_is_published_as_nan(bad):
+    depth = np.full((6, 9), 7.5, np.float32)
+    assert all_positive_finite(depth)
+    depth[3, 4] = bad
+    assert not all_positive_finite(depth)
+    out = mc.image_to_array(cv.depth_msg(TS.types, cv.make_header(TS.types, (1, 2), "c"), depth))
+    assert np.isnan(out[3, 4]) and np.isnan(out).sum() == 1
+    assert (colorize_depth(depth, 1.0, 80.0)[3, 4] == 0).all()
