@@ -39,15 +39,15 @@ from depth_kd_core.data import msg_codec as mc
 from depth_kd_core.data.bag_dataset import guess_info_topic
 from depth_kd_core.data.bag_index import CAMERA_INFO, IMAGE_TYPES
 from depth_kd_core.data.bag_reader import BagReader
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera_model import CameraCalibration, check_calibrated
 from depth_kd_core.cli import run_cli, setup_cli_logging
+from depth_kd_core.depth_outputs import OutputOptions, frame_outputs
 from depth_kd_core.errors import BagError, DepthKDError, OutputError
 from depth_kd_core.fileio import atomic_dir, ensure_dir, remove_stale_temps
 from depth_kd_core.inference import COLORMAPS, DepthEstimator, colorize_depth
 
 LOG = logging.getLogger(__name__)
 TS = get_typestore(Stores.ROS2_HUMBLE)
-IMAGE = "sensor_msgs/msg/Image"
 
 
 @dataclass
@@ -141,31 +141,30 @@ class _Job:
     image_topic: str
     info_topic: str | None
     ns: str
-    colormap: str
-    colorize_range: tuple[float, float]
+    options: OutputOptions
     skip_bad_frames: bool
+    logged: set[str] = dataclasses.field(default_factory=set)  # notes already logged
 
 
 def _frame_outputs(job: _Job, msg: Any, calib: CameraCalibration | None) -> dict[str, Any]:
-    """The output messages of one image (see module docstring)."""
+    """The output messages of one image: the node's builder, topics under the namespace."""
     rgb = mc.msg_to_rgb8(msg, job.image_topic)
-    h, w = rgb.shape[:2]
-    if calib is not None:
-        calib = calib.scaled_to(h, w, job.info_topic or "")
-    pred = job.estimator.predict(rgb, calib.rectified_K() if calib is not None else None)
-    header = to_ros2(msg.header)
-    Image = TS.types[IMAGE]
-    out = {f"{job.ns}/depth": Image(header=header, **mc.depth_image_fields(
-        pred.depth, "32FC1", invalid=np.nan))}
-    info = calib if calib is not None else job.estimator.assumed_calibration(h, w)
-    if info is not None:
-        out[f"{job.ns}/depth/camera_info"] = camera_info(header, info)
-    if pred.has_sigma:
-        out[f"{job.ns}/uncertainty"] = Image(header=header, **mc.depth_image_fields(
-            pred.sigma, "32FC1", invalid=np.nan))
-    bgr = colorize_depth(pred.depth, *job.colorize_range, job.colormap)
-    out[f"{job.ns}/depth/colorized"] = Image(header=header, **mc.image_fields(bgr, "bgr8"))
-    return out
+    result = frame_outputs(job.estimator, TS.types, msg.header, rgb, calib, job.options,
+                           source=job.info_topic or "camera_info")
+    for level, text in result.notes:
+        if text not in job.logged:
+            job.logged.add(text)
+            getattr(LOG, level)(text)
+    return {f"{job.ns}/{name}": m for name, m in result.messages.items()}
+
+
+def _calibration(msg: Any, topic: str) -> CameraCalibration | None:
+    """A bag CameraInfo, or None (warned) when it is uncalibrated (K = 0), as in the node."""
+    try:
+        return check_calibrated(CameraCalibration.from_msg(msg, topic), f"camera_info '{topic}'")
+    except DepthKDError as exc:
+        LOG.warning("ignoring %s", exc)
+        return None
 
 
 def _first_calibration(reader: BagReader, info_topic: str | None) -> CameraCalibration | None:
@@ -173,7 +172,7 @@ def _first_calibration(reader: BagReader, info_topic: str | None) -> CameraCalib
     if info_topic is None:
         return None
     for _, _, msg in _messages(reader, [info_topic], []):
-        return CameraCalibration.from_msg(msg, info_topic)
+        return _calibration(msg, info_topic)
     return None
 
 
@@ -206,7 +205,7 @@ def _run(job: _Job, reader: BagReader, out: _Output, progress: bool
         for topic, log_ns, msg in _messages(reader, topics, damage):
             out.write(topic, log_ns, to_ros2(msg))
             if topic == job.info_topic:
-                calib = CameraCalibration.from_msg(msg, topic)
+                calib = _calibration(msg, topic)
                 continue
             try:
                 outputs = _frame_outputs(job, msg, calib)
@@ -257,8 +256,11 @@ def infer_bag(src: str | Path, dst: str | Path, checkpoint: str | Path, *,
         image_topic, info_topic = resolve_topics(reader, image_topic, info_topic)
         job = _Job(DepthEstimator.from_checkpoint(checkpoint, device or None, fp16,
                                                   focal_scaling),
-                   image_topic, info_topic, _namespace(out_namespace), colormap,
-                   colorize_range, skip_bad_frames)
+                   image_topic, info_topic, _namespace(out_namespace),
+                   OutputOptions(focal_scaling=focal_scaling, colormap=colormap,
+                                 colorize_min_depth=colorize_range[0],
+                                 colorize_max_depth=colorize_range[1]),
+                   skip_bad_frames)
         colorize_depth(np.ones((1, 1), np.float32), *colorize_range, colormap)  # validate early
         ensure_dir(dst.parent, "output folder")
         remove_stale_temps(dst.parent, dst.name)  # left by a killed earlier run of this OUT

@@ -3,14 +3,16 @@
     python -m depth_kd_core.evaluate --checkpoint runs/x/checkpoints/best.pt
     python -m depth_kd_core.evaluate --checkpoint student.pt --teacher teacher.pt \\
         data.source=kitti data.kitti.root=/data/kitti ... eval.crop=garg
-    python -m depth_kd_core.evaluate --model sgbm_teacher data.synthetic.val_seed=7
+    python -m depth_kd_core.evaluate --model sgbm_teacher model.num_disparities=128
 
-Images are scored at the ground truth's resolution: each batch is resized to the network's
-input size (intrinsics follow), predicted, and the depth resized back. Metrics come from
-``depth_kd_core.metrics`` (Eigen and KITTI-benchmark sets, optional Garg/Eigen crop, 80 m cap);
-relative-scale models (self-supervised monocular) are median-scaled per image, metric ones are
-not. Pixels a model leaves without depth (SGBM holes) are not scored; ``coverage`` reports
-the fraction of ground-truth pixels that got a prediction. With ``--teacher`` the student is
+Images are scored at the ground truth's resolution through the pipeline ``bag_infer`` and the
+nodes use (``inference``: resize to the network's input, focal scaling by f_camera /
+f_training, hole-aware resize back), so the figures describe what is deployed. Metrics come
+from ``depth_kd_core.metrics`` (Eigen and KITTI-benchmark sets, optional Garg/Eigen crop, 80 m
+cap); relative-scale models (self-supervised monocular) are median-scaled per image, metric
+ones are not. Pixels a model leaves without depth (SGBM holes) are not scored; ``coverage``
+reports the fraction of scored ground-truth pixels (inside the crop) that got a prediction.
+``model.*`` overrides configure a model named by ``--model``. With ``--teacher`` the student is
 also scored against the teacher's depth (agreement, TIE-KD Table II). Models with sigma get
 Spearman rho(sigma, |error|) and AUSE.
 
@@ -33,19 +35,22 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_kd_core.baselines import DepthPrior, PriorPredictor, fit_depth_prior
 from depth_kd_core.checkpoint import model_from_checkpoint
 from depth_kd_core.cli import run_cli
-from depth_kd_core.config import build_dataclass, deep_merge, dump_yaml, parse_overrides, read_yaml
+from depth_kd_core.config import (build_dataclass, deep_merge, dump_yaml, parse_overrides,
+                                  read_yaml, registry_section)
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.fileio import atomic_path, atomic_write_text
-from depth_kd_core.metrics import average_metrics, depth_metrics, uncertainty_metrics
+from depth_kd_core.inference import estimator_for_model
+from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
+                                   uncertainty_metrics)
+from depth_kd_core.models.base import ModelCfg
 from depth_kd_core.models.registry import create_model
 from depth_kd_core.training.distributed import pick_device
 from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
@@ -86,8 +91,12 @@ class EvalCfg:
 
 @dataclass
 class EvaluateConfig:
+    """``eval`` (protocol), ``data`` (what is scored) and ``model``: the configuration of a
+    model named by ``eval.model`` (``--model``), e.g. ``model.num_disparities=128``."""
+
     eval: EvalCfg = field(default_factory=EvalCfg)
     data: DataCfg = field(default_factory=lambda: DataCfg(augment=_no_augment()))
+    model: ModelCfg | None = registry_section("model", lambda: None)
 
 
 def _no_augment():
@@ -97,20 +106,27 @@ def _no_augment():
 
 
 class Predictor:
-    """A network (or classical matcher) run at its own input size on native-size batches."""
+    """A model behind the evaluation loop, run through :mod:`depth_kd_core.inference`.
+
+    Each batch item is handed to the same estimator call ``bag_infer`` and the nodes make
+    (as uint8 RGB with its K): resize to the network, normalisation, focal scaling by
+    f_camera / f_training, hole-aware resizing back. Items come as floats in [0, 1] and are
+    rounded to uint8 first, exact for images decoded from a camera or bag.
+    """
 
     def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
-        self.model = model.to(device).eval()
+        self.estimator = estimator_for_model(model, device)
         self.cfg = model.cfg
-        self.device = device
 
     @classmethod
-    def load(cls, spec: str, device: torch.device) -> "Predictor":
-        """``spec``: a checkpoint path, or the name of a registered model without weights."""
+    def load(cls, spec: str, device: torch.device, cfg: ModelCfg | None = None
+             ) -> "Predictor":
+        """``spec``: a checkpoint path, or the name of a registered model without weights,
+        built from ``cfg`` when given (the ``model`` section: ``model.num_disparities=128``)."""
         if Path(spec).is_file():
-            model, _ = model_from_checkpoint(spec, map_location=device)
+            model, _ = model_from_checkpoint(spec, map_location="cpu")
         else:
-            model = create_model(spec)
+            model = create_model(spec, cfg)
             if any(True for _ in model.parameters()):
                 raise DepthKDError(f"'{spec}' is neither a checkpoint file nor a model that "
                                    f"works without trained weights (like sgbm_teacher)")
@@ -120,31 +136,32 @@ class Predictor:
     def resizes(self) -> bool:
         return self.cfg.size_multiple > 1
 
-    @torch.no_grad()
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Depth (and sigma) at the batch's own resolution, metres."""
-        left, K = batch["left"].to(self.device), batch["K"].to(self.device).clone()
-        right = batch.get("right")
-        right = right.to(self.device) if right is not None else None
-        H, W = left.shape[-2:]
-        h, w = (self.cfg.input_height, self.cfg.input_width) if self.resizes else (H, W)
-        if (h, w) != (H, W):
-            resize = lambda x: F.interpolate(x, size=(h, w), mode="bilinear",  # noqa: E731
-                                             align_corners=False, antialias=True)
-            left = resize(left)
-            right = resize(right) if right is not None else None
-            K[:, 0] *= w / W
-            K[:, 1] *= h / H
-        baseline = batch["baseline"].to(self.device) if "baseline" in batch else None
-        out = self.model(left, right if self.cfg.stereo_input else None, K=K, baseline=baseline)
-        result = {}
-        for key in ("depth", "sigma"):
-            if key in out:
-                v = out[key].float()
-                if v.shape[-2:] != (H, W):
-                    v = F.interpolate(v, size=(H, W), mode="bilinear", align_corners=False)
-                result[key] = v.cpu()
+        """Depth (and sigma): (B, 1, H, W) metres at the batch's resolution, 0 = no depth."""
+        images = _to_rgb8(batch["left"])
+        Ks = [k.double().numpy() for k in batch["K"]] if "K" in batch else [None] * len(images)
+        if self.cfg.stereo_input:
+            rights = _to_rgb8(batch["right"])
+            base = batch["baseline"]
+            preds = [self.estimator.predict(left, right, K, float(b))
+                     for left, right, K, b in zip(images, rights, Ks, base)]
+        else:
+            preds = self.estimator.predict_batch(images, Ks)
+        result = {"depth": _stack([p.depth for p in preds])}
+        if preds[0].has_sigma:
+            result["sigma"] = _stack([p.sigma for p in preds])
         return result
+
+
+def _to_rgb8(images: torch.Tensor) -> list[np.ndarray]:
+    """(B, 3, H, W) float in [0, 1] -> B arrays (H, W, 3) uint8 RGB."""
+    u8 = (images.detach().float().cpu() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return list(u8.permute(0, 2, 3, 1).numpy())
+
+
+def _stack(maps: list[np.ndarray]) -> torch.Tensor:
+    """B maps (H, W), NaN = invalid -> (B, 1, H, W) with 0 = invalid (the metrics' rule)."""
+    return torch.from_numpy(np.nan_to_num(np.stack(maps), nan=0.0))[:, None].float()
 
 
 def _image_row(i: int, m: dict, agree: dict | None, unc: dict | None) -> dict:
@@ -167,6 +184,31 @@ def _grid(batch: dict, b: int, depth: torch.Tensor, sigma, max_depth: float) -> 
     return np.concatenate(panels, axis=0)
 
 
+def _score_item(i: int, gt: torch.Tensor, out: dict, b: int, t_depth: torch.Tensor | None,
+                median: bool, cfg: EvalCfg) -> dict | None:
+    """Metrics of batch item ``b`` (None when it has no valid ground truth).
+
+    Pixels without a prediction (classical matchers' holes, 0) are not scored; ``coverage``
+    is the fraction of scored ground truth (inside the crop, in range) that got one.
+    """
+    crop = None if cfg.crop == "none" else cfg.crop
+    kw = dict(min_depth=cfg.min_depth, max_depth=cfg.max_depth, crop=crop)
+    pred = out["depth"][b, 0]
+    predicted = pred > 0
+    try:
+        m = depth_metrics(pred, torch.where(predicted, gt, torch.zeros_like(gt)),
+                          median_scaling=median, **kw)
+    except ValueError:  # no valid ground truth in this image
+        return None
+    scored = (gt > cfg.min_depth) & (gt < cfg.max_depth) & \
+        torch.from_numpy(crop_mask(*gt.shape, crop))
+    m["coverage"] = float((scored & predicted).sum() / scored.sum().clamp_min(1))
+    agree = depth_metrics(pred, t_depth[b, 0], median_scaling=median, **kw) \
+        if t_depth is not None else None
+    unc = uncertainty_metrics(pred, out["sigma"][b, 0], gt, **kw) if "sigma" in out else None
+    return _image_row(i, m, agree, unc)
+
+
 def evaluate(predictor: Predictor, dataset, cfg: EvalCfg, teacher: Predictor | None = None,
              write: bool = True, progress: bool = True) -> dict:
     """Score ``predictor`` on ``dataset`` (items in the batch schema with ``depth_gt``).
@@ -176,8 +218,6 @@ def evaluate(predictor: Predictor, dataset, cfg: EvalCfg, teacher: Predictor | N
     """
     median = cfg.median_scaling == "on" or (cfg.median_scaling == "auto" and
                                             predictor.cfg.output_kind == "relative_depth")
-    crop = None if cfg.crop == "none" else cfg.crop
-    kw = dict(min_depth=cfg.min_depth, max_depth=cfg.max_depth, crop=crop)
     out_dir = Path(cfg.out_dir)
     if write:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,24 +233,12 @@ def evaluate(predictor: Predictor, dataset, cfg: EvalCfg, teacher: Predictor | N
         for b in range(batch["left"].shape[0]):
             if i >= total:
                 break
-            gt, pred = batch["depth_gt"][b, 0], out["depth"][b, 0]
-            has_gt = (gt > cfg.min_depth) & (gt < cfg.max_depth)
-            predicted = pred > 0  # classical matchers leave holes (0): scored as coverage
-            try:
-                m = depth_metrics(pred, torch.where(predicted, gt, torch.zeros_like(gt)),
-                                  median_scaling=median, **kw)
-            except ValueError:  # no valid ground truth in this image
-                i += 1
-                continue
-            m["coverage"] = float((has_gt & predicted).sum() / has_gt.sum().clamp_min(1))
-            agree = depth_metrics(pred, t_depth[b, 0], median_scaling=median, **kw) \
-                if t_depth is not None else None
-            unc = uncertainty_metrics(pred, out["sigma"][b, 0], gt, **kw) \
-                if "sigma" in out else None
-            rows.append(_image_row(i, m, agree, unc))
-            if write and cfg.grid_every and i % cfg.grid_every == 0:
-                grid = _grid(batch, b, out["depth"], out.get("sigma"), cfg.max_depth)
-                cv2.imwrite(str(out_dir / f"grid_{i:05d}.png"), grid[..., ::-1])
+            row = _score_item(i, batch["depth_gt"][b, 0], out, b, t_depth, median, cfg)
+            if row is not None:
+                rows.append(row)
+                if write and cfg.grid_every and i % cfg.grid_every == 0:
+                    grid = _grid(batch, b, out["depth"], out.get("sigma"), cfg.max_depth)
+                    cv2.imwrite(str(out_dir / f"grid_{i:05d}.png"), grid[..., ::-1])
             i += 1
         if i >= total:
             break
@@ -242,6 +270,11 @@ def load_eval_config(path: str | None, overrides, checkpoint: str | None = None,
     for key, value in (("checkpoint", checkpoint), ("model", model), ("teacher", teacher)):
         if value:
             ev[key] = value
+    if "model" in data:
+        if not ev.get("model"):
+            raise DepthKDError(f"model.* overrides ({', '.join(sorted(data['model']))}) need a "
+                               f"model named by --model (e.g. --model sgbm_teacher)")
+        data["model"] = {**data["model"], "name": ev["model"]}
     data.setdefault("data", {}).setdefault("augment", {})["enabled"] = False
     return build_dataclass(EvaluateConfig, data)
 
@@ -312,7 +345,7 @@ def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
     if not spec:
         raise DepthKDError("name what to evaluate: --checkpoint PATH or --model NAME")
     device = pick_device(ev.device, key="eval.device")
-    predictor = Predictor.load(spec, device)
+    predictor = Predictor.load(spec, device, cfg.model if not ev.checkpoint else None)
     teacher = Predictor.load(ev.teacher, device) if ev.teacher else None
     needs = {"depth_gt"}
     if predictor.cfg.stereo_input or (teacher is not None and teacher.cfg.stereo_input):

@@ -1,8 +1,9 @@
 """Checkpoint in, metres out: :class:`DepthEstimator` (monocular students) and
 :class:`StereoDepthEstimator` (stereo teachers: a network checkpoint or OpenCV SGBM).
 
-The ROS nodes and ``bag_infer`` use only this module. One call takes an image at the camera's
-resolution and returns depth at that resolution::
+The one pipeline from an image (+ K) to metres and sigma: the ROS nodes, ``bag_infer`` and
+``evaluate`` (:func:`estimator_for_model`, ``predict_batch``) all call it. One call takes an
+image at the camera's resolution and returns depth at that resolution::
 
     est = DepthEstimator.from_checkpoint("best.pt")          # CUDA when available
     pred = est.predict(rgb, K=K)    # rgb: H x W x 3 uint8 RGB; K: 3 x 3 at H x W (optional)
@@ -25,11 +26,9 @@ K is given, or when the checkpoint does not record ``focal_px`` (0). SDFA-Net is
 training focal length and baseline and then scaled the same way, which equals using the
 camera's focal length in its disparity-to-depth conversion.
 
-CPU threads: ``threads`` (every constructor) sets torch's intra-op threads and OpenCV's for
-the whole process (:func:`set_cpu_threads`); ``0`` picks :func:`auto_threads`, half the
-usable cores. torch's default (all cores) lets one busy neighbour process stall every
-OpenMP barrier: on 2 shared cores one ``predict`` took 1771 ms with 2 threads and 63 ms with
-1. None (the default) leaves the process setting alone.
+CPU threads: ``threads`` (every constructor) sets torch's and OpenCV's threads for the
+process (:func:`depth_kd_core.runtime.set_cpu_threads`; 0 = half the usable cores); None
+(the default) leaves the process setting alone.
 
 ``relative_depth`` models (Monodepth2 trained from video) have no metric guarantee: their
 depth is correct up to an unknown global scale (evaluate with median scaling); it is returned
@@ -39,26 +38,24 @@ in the same units for convenience and should not be used as metres.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
+from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
+                                      colorize_depth, resize_depth_nan, resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
-from depth_kd_core.visualize import COLORMAPS  # (re-exported for the nodes)
+from depth_kd_core.runtime import auto_threads, select_device, set_cpu_threads  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
-MIN_WEIGHT = 0.5  # an output pixel is valid when >= half of its interpolation weight is valid
 
 
 @dataclass
@@ -82,46 +79,6 @@ class DepthPrediction:
     scale_note: str = ""
 
 
-def select_device(device: str | torch.device | None) -> torch.device:
-    """None -> CUDA when available, else CPU; refuse a CUDA device that is not there."""
-    if device is None or device == "":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ('cpu', 'cuda', "
-                          f"'cuda:1' ...)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available on this "
-                          f"machine; use device='cpu' (or leave it empty to choose)")
-    return dev
-
-
-def auto_threads() -> int:
-    """Half the CPU cores this process may use, at least 1 (leaves room for the neighbours a
-    robot's computer always has: drivers, other nodes)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // 2)
-
-
-def set_cpu_threads(threads: int) -> int:
-    """Set torch's intra-op and OpenCV's thread counts (process-wide); returns the count.
-
-    Args:
-        threads: >= 1, or 0 for :func:`auto_threads`.
-    """
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ConfigError(f"threads must be an integer >= 0 (0 = auto: half the cores), got "
-                          f"{threads!r}")
-    n = threads or auto_threads()
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    return n
-
-
 def check_rgb8(image: np.ndarray, name: str = "image") -> None:
     """Raise ImageError unless ``image`` is an H x W x 3 uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -129,83 +86,6 @@ def check_rgb8(image: np.ndarray, name: str = "image") -> None:
         desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else \
             type(image).__name__
         raise ImageError(f"{name} must be an H x W x 3 uint8 RGB array, got {desc}")
-
-
-def resize_valid(value: torch.Tensor, valid: torch.Tensor, size: tuple[int, int]
-                 ) -> torch.Tensor:
-    """Resize (B, C, h, w) values to ``size`` without blending in invalid pixels.
-
-    Normalised interpolation: interp(value * valid) / interp(valid); NaN where less than
-    ``MIN_WEIGHT`` of the weight is valid. Antialiased when shrinking. When every pixel is
-    valid (the usual network output) this is one plain interpolation: the weights sum to 1.
-    """
-    if tuple(value.shape[-2:]) == tuple(size):
-        return torch.where(valid, value, torch.full_like(value, float("nan")))
-    shrink = size[0] < value.shape[-2] or size[1] < value.shape[-1]
-    kw = dict(size=size, mode="bilinear", align_corners=False, antialias=shrink)
-    if bool(valid.all()):
-        if not shrink and value.device.type == "cpu" and value.shape[0] == 1 \
-                and value.shape[1] <= 4:
-            return _upsample_cv2(value, size)
-        return F.interpolate(value, **kw)
-    w = valid.to(value.dtype)
-    num = F.interpolate(torch.where(valid, value, torch.zeros_like(value)) * w, **kw)
-    den = F.interpolate(w, **kw)
-    return torch.where(den >= MIN_WEIGHT, num / den.clamp_min(1e-6),
-                       torch.full_like(num, float("nan")))
-
-
-def _upsample_cv2(value: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of (1, C <= 4, h, w) CPU values with OpenCV: the same half-pixel
-    sampling as ``F.interpolate(mode="bilinear", align_corners=False)`` (edges replicated),
-    several times faster on one core at camera resolution."""
-    hwc = np.ascontiguousarray(value[0].permute(1, 2, 0).numpy())
-    out = cv2.resize(hwc, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    out = out.reshape(size[0], size[1], -1)
-    return torch.from_numpy(out).permute(2, 0, 1)[None]
-
-
-def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W) metres with NaN = invalid -> (height, width), invalid pixels not blended in."""
-    t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None, None]
-    valid = torch.isfinite(t) & (t > 0)
-    return resize_valid(t, valid, (height, width))[0, 0].numpy()
-
-
-def all_positive_finite(values: np.ndarray) -> bool:
-    """True when every value is > 0 and finite: two reductions, no per-pixel masks (NaN
-    propagates through min, so any NaN answers False). The usual network output takes this
-    path; only images with holes pay for building a mask."""
-    return values.size > 0 and bool(values.min() > 0) and bool(values.max() < np.inf)
-
-
-def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
-                   colormap: str = "turbo") -> np.ndarray:
-    """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
-    messages): :func:`depth_kd_core.visualize.colorize_depth`'s colours, computed directly
-    in OpenCV's channel order (one colour-map pass, no channel reversal copies)."""
-    if not 0 < min_depth < max_depth:
-        raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
-                          f"{max_depth}")
-    if colormap not in COLORMAPS:
-        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
-                          f"{', '.join(COLORMAPS)}")
-    d = np.asarray(depth, dtype=np.float32)
-    valid = None if all_positive_finite(d) else (d > 0) & (d < np.inf)
-    lo, hi = 1.0 / max_depth, 1.0 / min_depth
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # the same float32 steps as visualize.colorize (inverse depth, normalise, clip, x255),
-        # in place; invalid pixels give junk indices that are blacked out below
-        norm = np.divide(np.float32(1.0), d)
-        norm -= np.float32(lo)
-        norm /= np.float32(max(hi - lo, 1e-9))
-        np.clip(norm, 0, 1, out=norm)
-        norm *= np.float32(255)
-        index = norm.astype(np.uint8)
-    bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
-    if valid is not None:
-        np.copyto(bgr, 0, where=~valid[..., None])
-    return bgr
 
 
 class _EstimatorBase:
@@ -270,18 +150,20 @@ class _EstimatorBase:
         return fx * net_width / width / self.focal_px, ""
 
     def _finish(self, out: dict, out_size: tuple[int, int], scale: float,
-                with_sigma: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Model output -> (depth, sigma, has_sigma) numpy at out_size, scaled, NaN invalid.
+                with_sigma: bool = True, index: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Model output (item ``index`` of the batch) -> (depth, sigma, has_sigma) numpy at
+        out_size, scaled, NaN invalid (hole-aware: holes are not blended into neighbours).
 
         Depth and sigma are resized together in one call; ``with_sigma=False`` skips sigma
         (returned all NaN) when nobody needs it.
         """
-        depth = out["depth"].float()
+        depth = out["depth"][index:index + 1].float()
         valid = torch.isfinite(depth) & (depth > 0)
         sigma = out.get("sigma")
         has_sigma = sigma is not None
         if has_sigma and with_sigma:
-            sigma = sigma.float()
+            sigma = sigma[index:index + 1].float()
             s_valid = valid & torch.isfinite(sigma) & (sigma >= 0)
             both = resize_valid(torch.cat([depth, sigma], 1), torch.cat([valid, s_valid], 1),
                                 out_size)
@@ -352,19 +234,47 @@ class DepthEstimator(_EstimatorBase):
         Returns:
             A :class:`DepthPrediction` at ``out_size``.
         """
-        check_rgb8(image)
+        return self.predict_batch([image], [K], out_size, with_sigma=with_sigma)[0]
+
+    def predict_batch(self, images: list[np.ndarray], Ks: list[np.ndarray | None] | None = None,
+                      out_size: tuple[int, int] | None = None, *, with_sigma: bool = True
+                      ) -> list[DepthPrediction]:
+        """:meth:`predict` of several images of one size in one forward pass (evaluation).
+
+        Args:
+            images: (H, W, 3) uint8 RGB each, all the same H x W.
+            Ks: one 3 x 3 K (or None) per image; None = no K for any.
+            out_size, with_sigma: as in :meth:`predict`.
+
+        Returns:
+            One :class:`DepthPrediction` per image; their timings are the whole batch's.
+        """
+        for i, image in enumerate(images):
+            check_rgb8(image, f"image {i}" if len(images) > 1 else "image")
+        if len({im.shape for im in images}) != 1:
+            raise ImageError(f"a batch needs images of one size, got "
+                             f"{sorted({im.shape for im in images})}")
+        Ks = list(Ks) if Ks is not None else [None] * len(images)
+        if len(Ks) != len(images):
+            raise ImageError(f"{len(images)} images but {len(Ks)} intrinsics K")
         t0 = time.perf_counter()
-        x = self._to_tensor(image, self.work_size)
+        x = torch.cat([self._to_tensor(image, self.work_size) for image in images])
         self._sync()
         t1 = time.perf_counter()
         out = self._run(x, None)
         self._sync()
         t2 = time.perf_counter()
-        scale, note = self._scale(K, image.shape[1], self.work_size[1])
-        depth, sigma, has_sigma = self._finish(out, out_size or image.shape[:2], scale,
-                                               with_sigma)
+        h, w = images[0].shape[:2]
+        results = []
+        for b, K in enumerate(Ks):
+            scale, note = self._scale(K, w, self.work_size[1])
+            depth, sigma, has_sigma = self._finish(out, out_size or (h, w), scale, with_sigma,
+                                                   index=b)
+            results.append(DepthPrediction(depth, sigma, has_sigma, {}, scale, note))
         t3 = time.perf_counter()
-        return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
+        for r in results:
+            r.timings_ms = _timings(t0, t1, t2, t3)
+        return results
 
 
 class StereoDepthEstimator(_EstimatorBase):
@@ -446,6 +356,28 @@ class StereoDepthEstimator(_EstimatorBase):
         depth, sigma, has_sigma = self._finish(out, out_size or (h, w), scale)
         t3 = time.perf_counter()
         return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
+
+
+def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
+                        focal_scaling: bool = True) -> DepthEstimator | StereoDepthEstimator:
+    """The estimator of a built model: mono networks as :class:`DepthEstimator`, stereo ones
+    as :class:`StereoDepthEstimator` at their training size, classical matchers
+    (``size_multiple`` 1, e.g. SGBM) at the camera's own size."""
+    if not model.cfg.stereo_input:
+        return DepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling)
+    size = None if model.cfg.size_multiple <= 1 else (int(model.cfg.input_height),
+                                                      int(model.cfg.input_width))
+    return StereoDepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling,
+                                work_size=size)
+
+
+def load_estimator(path: str | Path, device: str | torch.device | None = None,
+                   fp16: bool = False, focal_scaling: bool = True
+                   ) -> DepthEstimator | StereoDepthEstimator:
+    """A checkpoint of any depth network, mono or stereo (``evaluate``'s models/teachers)."""
+    model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
+    return estimator_for_model(model, select_device(device), fp16=fp16,
+                               focal_scaling=focal_scaling)
 
 
 def _stereo_context(K: np.ndarray | None, baseline: float | None, size: tuple[int, int],

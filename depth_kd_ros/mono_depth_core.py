@@ -1,22 +1,10 @@
 """Everything ``mono_depth_node`` decides, without rclpy: image (raw or compressed) ->
 :class:`~depth_kd_core.inference.DepthEstimator` -> outgoing messages.
 
-Outputs (names relative to the node; the node publishes each on the topic of that name):
-
-``depth``              sensor_msgs/Image 32FC1, metres, NaN = invalid (REP 118); header (stamp,
-                       optical frame) copied from the input image; optionally NaN where
-                       sigma > ``max_sigma``.
-``depth/camera_info``  sensor_msgs/CameraInfo with the same header; the input camera_info with
-                       K and P scaled to the published size (``output_scale``). Without a
-                       camera_info subscription (``use_camera_info: false``, or none received
-                       yet) it describes the *training* camera: fx = fy = the checkpoint's
-                       ``focal_px`` scaled to the output, principal point at the image
-                       centre, no distortion — logged once; nothing is published when the
-                       checkpoint records no focal length.
-``uncertainty``        32FC1 sigma in metres (NaN where depth is invalid); only for models
-                       that predict sigma (ADU-Depth UEM, TIE-KD DPM), logged once otherwise.
-``depth/colorized``    bgr8 rendering of depth over the fixed range [colorize_min_depth,
-                       colorize_max_depth] with ``colormap`` (``publish_colorized``).
+Outputs: ``depth``, ``depth/camera_info``, ``uncertainty``, ``depth/colorized``, built by
+:func:`depth_kd_core.depth_outputs.frame_outputs` (the same builder as ``bag_infer``; its
+module docstring describes each). Without a camera_info (``use_camera_info: false``, or none
+received yet) ``depth/camera_info`` describes the training camera, logged once.
 
 A malformed frame (any ``DepthKDError`` — wrong step, unknown encoding, truncated data, zero
 size …) is logged (throttled) and dropped; an unexpected exception is logged as an error and
@@ -29,21 +17,17 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-import numpy as np
-
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
+                                         OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
 from depth_kd_core.errors import ConfigError, DepthKDError
-from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction, colorize_depth
+from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction
 from depth_kd_ros import conversions as cv
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind)
 from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
 
-DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",
-                                             "depth/colorized")
-OUTPUTS = (DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED)
-ASPECT_TOL = 0.01  # camera_info and image aspect ratios may differ this much (rounding)
 
 MONO_PARAMS = (
     ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) to run (required).",
@@ -185,74 +169,18 @@ class MonoDepthCore:
                  key=f"drop {type(exc).__name__}: {fault_kind(str(exc))}")
 
     def _process(self, msg: Any, wanted: set[str]) -> tuple[dict[str, Any], DepthPrediction]:
+        """Decode, then the builder ``bag_infer`` uses too; its notes are logged once."""
         rgb = cv.msg_to_rgb8(msg, self.topic)
-        header = cv.copy_header(self.types, msg.header)
-        h, w = rgb.shape[:2]
-        s = self.params["output_scale"]
-        out_size = (max(1, round(h * s)), max(1, round(w * s)))
-        calib = self._calibration(h, w)
-        K = calib.rectified_K() if calib is not None else None
-        need_sigma = UNCERTAINTY in wanted or self.params["max_sigma"] > 0
-        pred = self.estimator.predict(rgb, K, out_size, with_sigma=need_sigma)
-        if pred.scale_note and self.params["focal_scaling"]:
-            self.log.once("warning", f"no focal scaling: {pred.scale_note}")
-        depth = pred.depth
-        if self.params["max_sigma"] > 0:
-            depth = self._mask_sigma(pred)
-        out: dict[str, Any] = {}
-        if DEPTH in wanted:
-            out[DEPTH] = cv.depth_msg(self.types, header, depth)
-        if UNCERTAINTY in wanted:
-            if pred.has_sigma:
-                out[UNCERTAINTY] = cv.depth_msg(self.types, header, pred.sigma)
-            else:
-                self.log.once("info", f"{self.estimator.name} predicts no sigma: "
-                                      f"'uncertainty' is not published")
-        if COLORIZED in wanted and self.params["publish_colorized"]:
-            bgr = colorize_depth(depth, self.params["colorize_min_depth"],
-                                 self.params["colorize_max_depth"], self.params["colormap"])
-            out[COLORIZED] = cv.bgr8_msg(self.types, header, bgr)
-        if DEPTH_INFO in wanted:
-            info = self._output_calibration(calib, out_size)
-            if info is not None:
-                out[DEPTH_INFO] = cv.camera_info_msg(self.types, header, info)
-        return out, pred
-
-    def _mask_sigma(self, pred: DepthPrediction) -> np.ndarray:
-        if not pred.has_sigma:
-            self.log.once("warning", f"max_sigma is set but {self.estimator.name} predicts no "
-                                     f"sigma; depth is not masked")
-            return pred.depth
-        with np.errstate(invalid="ignore"):
-            return np.where(pred.sigma > self.params["max_sigma"], np.float32(np.nan),
-                            pred.depth).astype(np.float32)
-
-    def _calibration(self, h: int, w: int) -> CameraCalibration | None:
-        """The latest camera_info, scaled to the image (binning, downscaled drivers)."""
-        if self.calib is None or not self.params["use_camera_info"]:
-            return None
-        c = self.calib
-        if abs(c.width / c.height - w / h) > ASPECT_TOL * w / h:
-            self.log.once("warning", f"camera_info is for {c.width}x{c.height} images but the "
-                                     f"images are {w}x{h} (different aspect ratio: ROI?); "
-                                     f"scaling K per axis")
-        return cv.scale_calibration(c, h, w)
-
-    def _output_calibration(self, calib: CameraCalibration | None, size: tuple[int, int]
-                            ) -> CameraCalibration | None:
-        h, w = size
-        if calib is not None:
-            return cv.scale_calibration(calib, h, w)
-        est = self.estimator
-        assumed = est.assumed_calibration(h, w)
-        if assumed is None:
-            self.log.once("warning", "no camera_info and the checkpoint records no focal "
-                                     "length: depth/camera_info is not published")
-        else:
-            self.log.once("warning", f"no camera_info: depth/camera_info describes the "
-                                     f"training camera (fx = {est.focal_px:g} px at "
-                                     f"{est.work_size[1]} px wide, centred principal point)")
-        return assumed
+        calib = self.calib if self.params["use_camera_info"] else None
+        p = self.params
+        opts = OutputOptions(p["output_scale"], p["max_sigma"], p["focal_scaling"],
+                             p["publish_colorized"], p["colormap"], p["colorize_min_depth"],
+                             p["colorize_max_depth"])
+        result = frame_outputs(self.estimator, self.types, msg.header, rgb, calib, opts,
+                               wanted)
+        for level, text in result.notes:
+            self.log.once(level, text)
+        return result.messages, result.prediction
 
     def diagnostics(self) -> DiagnosticSummary:
         """Status for diagnostic_updater: rate, latency, dropped frames, model, device."""

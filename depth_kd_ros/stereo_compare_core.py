@@ -238,7 +238,7 @@ class StereoCompareCore:
                                       "left camera_info")
         calib_r = CameraCalibration.from_msg(right_info, "right camera_info")
         baseline = stereo_baseline(calib_l, calib_r, "stereo camera_info")
-        return cv.scale_calibration(calib_l, h, w).rectified_K(), baseline
+        return calib_l.scaled_to(h, w, "left camera_info").rectified_K(), baseline
 
     def _process(self, left: Any, right: Any, left_info: Any, right_info: Any,
                  wanted: set[str], teacher_turn: bool, stamp: int

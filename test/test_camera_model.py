@@ -61,9 +61,19 @@ def test_calibration_scales_to_downscaled_images():
     assert half.P[0, 3] == pytest.approx(-20.0)  # Tx = -fx * B scales with fx ...
     left = CameraCalibration.from_msg(_info(Stores.ROS2_HUMBLE)).scaled_to(240, 320)
     assert stereo_baseline(left, half) == pytest.approx(0.1)  # ... so B stays 40 / 400 m
-    with pytest.raises(DataError, match=r"camera_info is for 640x480 images but the images are "
-                                        r"300x240 \(different aspect ratio\)"):
-        calib.scaled_to(240, 300, source="/cam")
+    assert calib.aspect_mismatch(240, 320) == "" and calib.aspect_mismatch(241, 320) == ""
+
+
+def test_another_aspect_ratio_scales_per_axis_with_a_warning_text():
+    # the one rule of bag_infer, the datasets and the nodes: per axis, never refused
+    calib = CameraCalibration.from_msg(_info(Stores.ROS2_HUMBLE, tx=-40.0))
+    binned = calib.scaled_to(240, 640)  # binning_y = 2 only
+    np.testing.assert_allclose(binned.rectified_K(), [[400, 0, 319.5], [0, 200, 119.5],
+                                                      [0, 0, 1]])
+    assert binned.P[0, 3] == pytest.approx(-40.0)
+    assert calib.aspect_mismatch(240, 640, "/cam") == (
+        "/cam: camera_info is for 640x480 images but the images are 640x240 (different aspect "
+        "ratio: ROI?); scaling K per axis")
 
 
 def test_baseline_from_the_right_projection():

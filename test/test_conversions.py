@@ -110,12 +110,12 @@ def test_copy_header_drops_ros1_seq():
     assert not hasattr(h2, "seq") and (h2.stamp.sec, h2.stamp.nanosec, h2.frame_id) == (5, 6, "f")
 
 
-def test_scale_calibration_by_hand():
+def test_scaled_calibration_by_hand_into_a_camera_info_message():
     K = np.array([[400.0, 0, 319.5], [0, 410.0, 239.5], [0, 0, 1]])
     P = np.hstack([K, [[-40.0], [0.0], [0.0]]])
     calib = CameraCalibration(640, 480, "plumb_bob", np.array([0.1, 0, 0, 0, 0]), K, np.eye(3),
                               P)
-    half = cv.scale_calibration(calib, 240, 320)
+    half = calib.scaled_to(240, 320)
     np.testing.assert_allclose(half.K, [[200.0, 0, 159.5], [0, 205.0, 119.5], [0, 0, 1]])
     np.testing.assert_allclose(half.P[:, 3], [-20.0, 0, 0])
     assert (half.width, half.height) == (320, 240) and half.D[0] == 0.1

@@ -340,7 +340,7 @@ def test_mono_node_parameters_through_the_parameter_services(nodes, client, worl
     finally:
         assert client.set_parameter("mono_depth", "output_scale", 1.0).successful
     assert (got["depth"].height, got["depth"].width) == (H // 2, W // 2)
-    scaled = cv.scale_calibration(CameraCalibration.from_msg(_info(w.K, S2)), H // 2, W // 2)
+    scaled = CameraCalibration.from_msg(_info(w.K, S2)).scaled_to(H // 2, W // 2)
     np.testing.assert_allclose(np.asarray(got["depth/camera_info"].k).reshape(3, 3), scaled.K)
 
 
@@ -438,10 +438,10 @@ def test_mono_node_on_the_real_compressed_camera_bag(nodes, client, ckpt):
     h, w = rgb.shape[0] // 4, rgb.shape[1] // 4
     assert (got["depth"].height, got["depth"].width) == (h, w) == (240, 320)
     expected = DepthEstimator.from_checkpoint(ckpt, "cpu").predict(
-        rgb, cv.scale_calibration(calib, *rgb.shape[:2]).rectified_K(), (h, w))
+        rgb, calib.scaled_to(*rgb.shape[:2]).rectified_K(), (h, w))
     np.testing.assert_allclose(_array(got["depth"]), expected.depth, rtol=1e-3, atol=1e-4)
     k = np.asarray(got["depth/camera_info"].k).reshape(3, 3)
-    np.testing.assert_allclose(k, cv.scale_calibration(calib, h, w).K)
+    np.testing.assert_allclose(k, calib.scaled_to(h, w).K)
     assert k[0, 0] == pytest.approx(calib.K[0, 0] / 4, rel=1e-3)
 
 

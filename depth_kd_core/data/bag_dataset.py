@@ -151,6 +151,9 @@ class BagDatasetBase(Dataset):
         if calib is None:
             self.calib[topic], self.rectify[topic] = None, False
             return self.K_native
+        mismatch = calib.aspect_mismatch(*shape, source=self._src(topic))
+        if mismatch:
+            LOG.warning(mismatch)
         calib = calib.scaled_to(*shape, source=self._src(topic))
         K = calib.rectified_K()
         if not (K[0, 0] > 0 and K[1, 1] > 0):

@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 
 from depth_kd_core.data.transforms import scale_intrinsics
-from depth_kd_core.errors import DataError
+from depth_kd_core.errors import DataError, ImageError
 
 RECTIFIED_TOL = 1e-6  # |D| and |R - I| below this count as "already rectified"
+ASPECT_TOL = 0.01  # calibration and image aspect ratios may differ this much (rounding)
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant", "fisheye", "")
 
 
@@ -82,9 +83,14 @@ class CameraCalibration:
         return self.P[:, :3].copy() if self.P[0, 0] > 0 else self.K.copy()
 
     def scaled_to(self, height: int, width: int, source: str = "") -> CameraCalibration:
-        """The calibration for images of another size with the same aspect ratio.
+        """The calibration of images resized from the calibrated size to ``height x width``.
 
-        Drivers sometimes publish downscaled images with the full-resolution CameraInfo.
+        The one scaling rule of the bag tools, the datasets and the nodes: K and P[:, :3]
+        scale per axis (pixel-centre convention of ``transforms.scale_intrinsics``), P's
+        translation column with fx and fy (Tx = -fx * B); D and R do not change. Drivers
+        publish downscaled or binned images with the full-resolution CameraInfo; where the
+        aspect ratios differ (an ROI crop looks like that too) callers warn with
+        :meth:`aspect_mismatch`.
         """
         if self.width <= 0 or self.height <= 0:
             raise DataError(f"{source}: camera_info has size {self.width}x{self.height}; the "
@@ -92,15 +98,40 @@ class CameraCalibration:
         if (self.height, self.width) == (height, width):
             return self
         sx, sy = width / self.width, height / self.height
-        if abs(sx - sy) > 1e-3 * max(sx, sy):
-            raise DataError(f"{source}: camera_info is for {self.width}x{self.height} images "
-                            f"but the images are {width}x{height} (different aspect ratio)")
         P = self.P.copy()
         P[:, :3] = scale_intrinsics(self.P[:, :3], sx, sy)
         P[0, 3] *= sx  # -fx * B scales with fx
         P[1, 3] *= sy
-        return CameraCalibration(width, height, self.distortion_model, self.D.copy(),
-                                 scale_intrinsics(self.K, sx, sy), self.R.copy(), P)
+        return CameraCalibration(int(width), int(height), self.distortion_model,
+                                 self.D.copy(), scale_intrinsics(self.K, sx, sy),
+                                 self.R.copy(), P)
+
+    def aspect_mismatch(self, height: int, width: int, source: str = "") -> str:
+        """A warning when images of ``height x width`` have another aspect ratio than the
+        calibration (beyond ``ASPECT_TOL``, rounding of odd sizes); "" when they agree."""
+        if self.width <= 0 or self.height <= 0 or \
+                abs(self.width / self.height - width / height) <= ASPECT_TOL * width / height:
+            return ""
+        return (f"{source}: camera_info is for {self.width}x{self.height} images but the "
+                f"images are {width}x{height} (different aspect ratio: ROI?); scaling K per "
+                f"axis")
+
+
+def check_calibrated(calib: CameraCalibration, source: str) -> CameraCalibration:
+    """``calib`` itself when it describes a calibrated camera, else ImageError naming it.
+
+    CameraInfo.msg: a zero size or K (and P) all zero mean "uncalibrated"; such a message
+    must not drive focal scaling or be republished as intrinsics.
+    """
+    if calib.width <= 0 or calib.height <= 0:
+        raise ImageError(f"{source} has size {calib.width}x{calib.height}: the camera is "
+                         f"uncalibrated")
+    K = calib.rectified_K()
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
+        raise ImageError(f"{source} has fx = {K[0, 0]:g}, fy = {K[1, 1]:g} in K/P: the camera "
+                         f"is uncalibrated (K all zero, CameraInfo.msg); calibrate it or set "
+                         f"use_camera_info: false")
+    return calib
 
 
 class Rectifier:
