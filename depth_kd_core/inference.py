@@ -54,6 +54,7 @@ from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
 from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
+from depth_kd_core.exported import is_exported, load_exported
 from depth_kd_core.visualize import COLORMAPS  # (re-exported for the nodes)
 
 LOG = logging.getLogger(__name__)
@@ -311,9 +312,14 @@ class DepthEstimator(_EstimatorBase):
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> DepthEstimator:
-        """Load a depth_kd checkpoint; ``device`` None picks CUDA when available."""
+        """Load a depth_kd checkpoint (.pt) or an exported network (.onnx: ONNX Runtime,
+        .ts: TorchScript; see :mod:`depth_kd_core.exported`), chosen by the file's suffix;
+        ``device`` None picks CUDA when available."""
         dev = select_device(device)
-        model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
+        if is_exported(path):
+            model = load_exported(path)
+        else:
+            model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
         return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling, threads=threads)
 
     def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
