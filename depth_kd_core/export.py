@@ -138,7 +138,7 @@ def _write_torchscript(net: DeployNet, example: torch.Tensor, tmp: Path, meta: d
                     raise ConfigError(f"model '{meta['model_name']}' does not trace with a "
                                       f"dynamic batch; export without --dynamic-batch or as "
                                       f"ONNX")
-    torch.jit.save(traced, str(tmp), _extra_files={TS_EXTRA_FILE: json.dumps(meta)})
+        torch.jit.save(traced, str(tmp), _extra_files={TS_EXTRA_FILE: json.dumps(meta)})
 
 
 def export(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", *,

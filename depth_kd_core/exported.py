@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,16 @@ def _read_onnx_meta(path: Path) -> str | None:
 def _read_ts_meta(path: Path) -> str | None:
     extra = {TS_EXTRA_FILE: ""}
     try:
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        _jit_load(path, _extra_files=extra)
     except Exception as exc:  # torch raises RuntimeError/ValueError for foreign files
         raise CheckpointError(f"{path}: not a readable TorchScript file ({exc})") from exc
     return extra[TS_EXTRA_FILE] or None
+
+
+def _jit_load(path: Path, **kwargs: Any) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():  # torch >= 2.10 marks TorchScript deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu", **kwargs)
 
 
 def _import(name: str, path: Path):
@@ -218,7 +225,7 @@ class TorchScriptNet(ExportedNet):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
+        self.module = _jit_load(self.path).eval()
 
     def to(self, device: str | torch.device) -> TorchScriptNet:
         """Move the module to ``device``; returns self."""
