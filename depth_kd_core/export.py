@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, help="input height in pixels (default: training)")
     p.add_argument("--width", type=int, help="input width in pixels (default: training)")
     p.add_argument("--fp16", action="store_true",
-                   help="half-precision weights and input (for GPUs; CPUs run it slowly)")
+                   help="half-precision weights and input (meant for GPUs)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help=f"accept batches of 1..{MAX_DYNAMIC_BATCH} (default: batch 1 only)")
     p.add_argument("--tensorrt", action="store_true",
