@@ -42,7 +42,11 @@ setup(
         "setuptools",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout"],
+        # ONNX export and ONNX Runtime inference (python -m depth_kd_core.export); onnxscript
+        # is what torch's exporter needs. onnxruntime-gpu replaces onnxruntime for CUDA/TensorRT.
+        "export": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
+        "test": ["pytest>=7", "pytest-timeout", "onnx>=1.16", "onnxruntime>=1.18",
+                 "onnxscript>=0.2"],
         # rclpy + Fast DDS + the messages the nodes use, as PyPI wheels (Python 3.11,
         # manylinux); diagnostic_updater, message_filters and cv_bridge are not needed.
         "ros-pip": ["ros-jazzy-rclpy[fastrtps]", "ros-jazzy-sensor-msgs", "ros-jazzy-std-msgs",
@@ -57,6 +61,7 @@ setup(
             "depth_kd_train = depth_kd_core.train:main",
             "depth_kd_evaluate = depth_kd_core.evaluate:main",
             "depth_kd_bag_infer = depth_kd_core.bag_infer:main",
+            "depth_kd_export = depth_kd_core.export:main",
             "mono_depth_node = depth_kd_ros.mono_depth_node:main",
             "stereo_compare_node = depth_kd_ros.stereo_compare_node:main",
         ],

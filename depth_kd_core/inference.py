@@ -22,17 +22,13 @@ depends on the focal length of the training camera ``focal_px`` (pixels at the t
 resolution). On a camera whose focal length at the network input is ``f_cam`` (K's fx scaled
 to the network input), depth and sigma are multiplied by ``f_cam / focal_px``. The factor is 1
 (and ``pred.scale_note`` says why) when scaling is disabled (``focal_scaling=False``), when no
-K is given, or when the checkpoint does not record ``focal_px`` (0). SDFA-Net is run with its
-training focal length and baseline and then scaled the same way, which equals using the
-camera's focal length in its disparity-to-depth conversion.
+K is given, or when the checkpoint does not record ``focal_px`` (0). SDFA-Net runs with its
+training focal length and baseline, then is scaled the same way.
 
-CPU threads: ``threads`` (every constructor) sets torch's and OpenCV's threads for the
-process (:func:`depth_kd_core.runtime.set_cpu_threads`; 0 = half the usable cores); None
-(the default) leaves the process setting alone.
-
-``relative_depth`` models (Monodepth2 trained from video) have no metric guarantee: their
-depth is correct up to an unknown global scale (evaluate with median scaling); it is returned
-in the same units for convenience and should not be used as metres.
+``threads`` (every constructor): torch's and OpenCV's CPU threads for the process (0 = half
+the cores; None leaves them alone). ``relative_depth`` models (video-trained Monodepth2) are
+correct only up to a global scale. ``from_checkpoint`` also loads exported networks (.onnx,
+.ts: :func:`load_network`).
 """
 
 from __future__ import annotations
@@ -52,6 +48,7 @@ from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
                                       colorize_depth, resize_depth_nan, resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
+from depth_kd_core.exported import is_exported, load_exported
 from depth_kd_core.runtime import auto_threads, select_device, set_cpu_threads  # noqa: F401
 
 LOG = logging.getLogger(__name__)
@@ -200,10 +197,11 @@ class DepthEstimator(_EstimatorBase):
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> DepthEstimator:
-        """Load a depth_kd checkpoint; ``device`` None picks CUDA when available."""
-        dev = select_device(device)
-        model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
-        return cls(model, dev, fp16=fp16, focal_scaling=focal_scaling, threads=threads)
+        """Load a depth_kd checkpoint (.pt) or an exported network (.onnx: ONNX Runtime,
+        .ts: TorchScript; see :mod:`depth_kd_core.exported`), chosen by the file's suffix;
+        ``device`` None picks CUDA when available."""
+        return cls(load_network(path), select_device(device), fp16=fp16,
+                   focal_scaling=focal_scaling, threads=threads)
 
     def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
         """The training camera at ``height x width`` (for outputs without a camera_info).
@@ -299,7 +297,7 @@ class StereoDepthEstimator(_EstimatorBase):
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> StereoDepthEstimator:
         """Load a stereo network teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
-        model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
+        model = load_network(path)
         size = (int(model.cfg.input_height), int(model.cfg.input_width))
         return cls(model, select_device(device), fp16=fp16, focal_scaling=focal_scaling,
                    work_size=size, threads=threads)
@@ -375,9 +373,16 @@ def load_estimator(path: str | Path, device: str | torch.device | None = None,
                    fp16: bool = False, focal_scaling: bool = True
                    ) -> DepthEstimator | StereoDepthEstimator:
     """A checkpoint of any depth network, mono or stereo (``evaluate``'s models/teachers)."""
-    model, _ = model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")
-    return estimator_for_model(model, select_device(device), fp16=fp16,
+    return estimator_for_model(load_network(path), select_device(device), fp16=fp16,
                                focal_scaling=focal_scaling)
+
+
+def load_network(path: str | Path) -> torch.nn.Module:
+    """The network of a depth_kd checkpoint (.pt) or of an exported file (.onnx: ONNX
+    Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU."""
+    if is_exported(path):
+        return load_exported(path)
+    return model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")[0]
 
 
 def _stereo_context(K: np.ndarray | None, baseline: float | None, size: tuple[int, int],

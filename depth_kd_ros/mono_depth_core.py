@@ -30,8 +30,8 @@ from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
 
 
 MONO_PARAMS = (
-    ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) to run (required).",
-              read_only=True),
+    ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) or exported network "
+              "(.onnx: ONNX Runtime, .ts: TorchScript) to run (required).", read_only=True),
     ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda', "
               "'cuda:1' ...", read_only=True),
     ParamSpec("fp16", False, "Half-precision inference (CUDA only; ignored on CPU).",
@@ -98,7 +98,8 @@ class MonoDepthCore:
         """Validate the parameters and load the checkpoint they name."""
         p = validate_mono_params(params)
         if not p["checkpoint"]:
-            raise DepthKDError("parameter 'checkpoint' is empty: set it to a depth_kd .pt file")
+            raise DepthKDError("parameter 'checkpoint' is empty: set it to a depth_kd .pt, "
+                               ".onnx or .ts file")
         est = DepthEstimator.from_checkpoint(p["checkpoint"], p["device"] or None, p["fp16"],
                                              p["focal_scaling"], threads=p["threads"])
         log.info(f"loaded {est.name} ({est.cfg.output_kind}) from {p['checkpoint']} on "

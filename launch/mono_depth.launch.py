@@ -29,8 +29,8 @@ ARGUMENTS = (
     ("camera_info_topic", "/camera/camera_info", "CameraInfo topic of the camera."),
     ("params_file", None, "ROS 2 parameter file with a 'mono_depth: ros__parameters:' "
      "section (default: the package's config/mono_depth.yaml)."),
-    ("model_path", "", "depth_kd checkpoint (.pt) to run; overrides 'checkpoint' from "
-     "params_file when not empty."),
+    ("model_path", "", "depth_kd checkpoint (.pt) or export (.onnx, .ts) to run; overrides "
+     "'checkpoint' from params_file when not empty."),
     ("namespace", "depth_kd", "Namespace of the node and its outputs (<namespace>/depth ...)."),
     ("rviz", "false", "Start RViz with the package's rviz/depth.rviz."),
     ("rviz_fixed_frame", "camera_optical_frame", "RViz fixed frame: the camera's optical "

@@ -14,7 +14,7 @@ from depth_kd_core.layers.disparity_volume import (
     shift_levels,
     synthesize_right,
 )
-from depth_kd_core.layers.dpm import bin_centres, dpm_expectation, dpm_std
+from depth_kd_core.layers.dpm import DPMHead, bin_centres, dpm_expectation, dpm_std
 from depth_kd_core.layers.geometry import (
     backproject,
     disp_to_depth,
@@ -142,6 +142,46 @@ def test_dpm_bins_expectation_and_spread():
     dpm[0, 102] = 0.5
     assert dpm_expectation(dpm, c).item() == pytest.approx(c[101].item(), rel=1e-5)
     assert dpm_std(dpm, c).item() == pytest.approx(width, rel=1e-4)
+
+
+def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
+    """The head's bins-last layout computes exactly softmax(conv, dim=1) -> expectation ->
+    two-pass spread (float64, so any difference is a formula difference, not rounding)."""
+    head = DPMHead(6, 33, 0.5, 40.0).double()
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
+    out = head(x)
+    dpm = torch.softmax(head.conv(x), dim=1)
+    ref_depth = dpm_expectation(dpm, head.centres)
+    ref = {"dpm": dpm, "depth": ref_depth, "sigma": dpm_std(dpm, head.centres, ref_depth)}
+    for key in ("dpm", "depth", "sigma"):
+        assert out[key].shape == ref[key].shape
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-12, atol=1e-12)
+    w = [torch.randn_like(ref[k]) for k in ("dpm", "depth", "sigma")]
+    loss = lambda o: sum((o[k] * wk).sum() for k, wk in zip(("dpm", "depth", "sigma"), w))  # noqa: E731
+    got = torch.autograd.grad(loss(out), [x, head.conv.weight, head.conv.bias])
+    want = torch.autograd.grad(loss(ref), [x, head.conv.weight, head.conv.bias])
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_dpm_head_sigma_of_a_peaked_far_dpm_is_exact_in_float32():
+    """A DPM almost all on one far bin: sigma ~ 0.03 m at ~75 m. E[c^2] - E[c]^2 in float32
+    loses every digit here; the head's two-pass spread stays within 1e-4 of float64."""
+    head = DPMHead(1, 257)
+    with torch.no_grad():
+        head.conv.weight.zero_()
+        head.conv.bias.copy_(-12.0 * (torch.arange(257) - 240.3).abs())  # logits peaked at 240
+    out = head(torch.zeros(1, 1, 2, 2))
+    p = torch.softmax(head.conv.bias.detach().double(), 0)
+    c = bin_centres(dtype=torch.float64)
+    mu = (p * c).sum()
+    sigma = ((p * (c - mu) ** 2).sum()).sqrt()
+    assert 0.001 < sigma < 0.1 and mu > 70
+    torch.testing.assert_close(out["sigma"].double(), torch.full((1, 1, 2, 2), float(sigma),
+                                                                 dtype=torch.float64),
+                               rtol=1e-4, atol=0)
+    naive = ((p.float() * c.float() ** 2).sum() - (p.float() * c.float()).sum() ** 2)
+    assert abs(naive.clamp_min(0).sqrt() - sigma) / sigma > 1e-2  # why two passes
 
 
 def test_uem_range_and_sigma_modes():

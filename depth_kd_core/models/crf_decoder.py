@@ -86,11 +86,25 @@ class WindowCRFBlock(nn.Module):
         split = lambda t: t.view(t.shape[0], -1, self.heads, C // self.heads).transpose(1, 2)  # noqa: E731
         bias = self.rel_bias[:, self.rel_index].unsqueeze(0)  # 1 x h x N x N
         mask = bias.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
+        out = _attention(split(q), split(k), split(v), mask)
         out = self.proj(out.transpose(1, 2).reshape(xs.shape))
         xs = xs + out
         xs = xs + self.mlp(self.norm_out(xs))
         return _merge(xs, B, H + pad_h, W + pad_w, w)[:, :, :H, :W]
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+               ) -> torch.Tensor:
+    """Scaled dot-product attention, (nW*B, h, N, d) each; ``mask`` is added to the logits.
+
+    While exporting to ONNX the same arithmetic is written out: torch's exporter decomposes
+    ``scaled_dot_product_attention`` into a tensor whose strides differ from the ones it
+    declared, and the reshape after it then fails (torch 2.14).
+    """
+    if not torch.onnx.is_in_onnx_export():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5 + mask
+    return torch.softmax(logits, dim=-1) @ v
 
 
 class CRFDecoder(nn.Module):
