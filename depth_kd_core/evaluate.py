@@ -39,7 +39,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_kd_core.baselines import DepthPrior, PriorPredictor, fit_depth_prior
-from depth_kd_core.checkpoint import model_from_checkpoint
 from depth_kd_core.cli import run_cli
 from depth_kd_core.config import deep_merge, dump_yaml, parse_overrides, read_yaml
 from depth_kd_core.config_build import build_dataclass, registry_section
@@ -51,7 +50,7 @@ from depth_kd_core.inference import estimator_for_model
 from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
                                    uncertainty_metrics)
 from depth_kd_core.models.base import ModelCfg
-from depth_kd_core.models.registry import MODELS, create_model
+from depth_kd_core.models.registry import MODELS, create_model, model_from_checkpoint
 from depth_kd_core.training.distributed import pick_device
 from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
 
