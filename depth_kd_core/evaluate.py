@@ -51,7 +51,7 @@ from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
                                    uncertainty_metrics)
 from depth_kd_core.models.base import ModelCfg
 from depth_kd_core.models.registry import MODELS, create_model, model_from_checkpoint
-from depth_kd_core.training.distributed import pick_device
+from depth_kd_core.runtime import select_device
 from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
 
 
@@ -343,7 +343,7 @@ def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
     spec = ev.checkpoint or ev.model
     if not spec:
         raise DepthKDError("name what to evaluate: --checkpoint PATH or --model NAME")
-    device = pick_device(ev.device, key="eval.device")
+    device = select_device(ev.device, 0, "eval.device")
     predictor = Predictor.load(spec, device, cfg.model if not ev.checkpoint else None)
     teacher = Predictor.load(ev.teacher, device) if ev.teacher else None
     needs = {"depth_gt"}
