@@ -32,6 +32,16 @@ FORBIDDEN = {
     "depth_kd_core.data.semantics": ("depth_kd_core.models", "depth_kd_core.losses"),
     "depth_kd_core.evaluate": ("depth_kd_core.training",),
     "depth_kd_ros.conversions": ("depth_kd_core.data.transforms",),
+    # the README's order: data, layers -> losses, models -> recipes -> training -> entry points
+    "depth_kd_core.layers": ("depth_kd_core.data", "depth_kd_core.models", "depth_kd_core.losses",
+                             "depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.data": ("depth_kd_core.models", "depth_kd_core.losses",
+                           "depth_kd_core.recipes", "depth_kd_core.training",
+                           "depth_kd_core.inference"),
+    "depth_kd_core.models": ("depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.losses": ("depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.recipes": ("depth_kd_core.training", "depth_kd_core.train",
+                              "depth_kd_core.evaluate"),
 }
 
 
