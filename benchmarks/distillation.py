@@ -41,7 +41,7 @@ from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.train import Trainer
 from depth_kd_core.training.config import load_train_config
-from depth_kd_core.training.distributed import pick_device
+from depth_kd_core.runtime import select_device as pick_device
 
 REPORTED = ("abs_rel", "sq_rel", "rmse", "a1")
 

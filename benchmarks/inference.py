@@ -80,7 +80,7 @@ def _time(fn, x: torch.Tensor, warmup: int, repeat: int, sync) -> float:
 
 def _runners(ckpt: Path, backends: list[str], folder: Path, device: torch.device) -> dict:
     """backend name -> callable(x) returning the output dict."""
-    from depth_kd_core.checkpoint import model_from_checkpoint
+    from depth_kd_core.models.registry import model_from_checkpoint
 
     model, _ = model_from_checkpoint(ckpt, "cpu")
     model = model.to(device).eval()

@@ -15,7 +15,8 @@ numbers, strings, lists and dicts only — no pickled objects):
     extra_state     recipe-owned trainable helpers (pose net, adapters, D2S net …)
     rng             random-generator states for exact resumption
 
-``DepthEstimator`` needs only the first four keys. Files are written atomically.
+``DepthEstimator`` needs only the first four keys. Files are written atomically. The network is
+rebuilt from a checkpoint by ``models.registry.model_from_checkpoint``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from depth_kd_core.errors import CheckpointError
 from depth_kd_core.fileio import atomic_path
@@ -65,27 +65,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} has format_version {ckpt['format_version']}, newer than "
                               f"this code ({CHECKPOINT_FORMAT_VERSION}); update depth_kd")
     return ckpt
-
-
-def model_from_checkpoint(path_or_ckpt: str | Path | dict,
-                          map_location: str | torch.device = "cpu",
-                          **cfg_overrides: Any) -> tuple[nn.Module, dict]:
-    """Rebuild the checkpoint's network with its config and weights; returns (model, ckpt).
-
-    ``cfg_overrides`` replace config fields that do not change the weights' shapes (e.g.
-    ``pretrained=False`` is always applied so nothing is downloaded).
-    """
-    from depth_kd_core.models.registry import create_model
-
-    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt,
-                                                                               map_location)
-    cfg = dict(ckpt["model_cfg"])
-    cfg.update(pretrained=False, **cfg_overrides)
-    cfg.pop("name", None)
-    model = create_model(ckpt["model_name"], **cfg)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit model '{ckpt['model_name']}': "
-                              f"{exc}") from exc
-    return model.to(map_location), ckpt

@@ -39,10 +39,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_kd_core.baselines import DepthPrior, PriorPredictor, fit_depth_prior
-from depth_kd_core.checkpoint import model_from_checkpoint
 from depth_kd_core.cli import run_cli
-from depth_kd_core.config import (build_dataclass, deep_merge, dump_yaml, parse_overrides,
-                                  read_yaml, registry_section)
+from depth_kd_core.config import deep_merge, dump_yaml, parse_overrides, read_yaml
+from depth_kd_core.config_build import build_dataclass, registry_section
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.errors import DepthKDError
@@ -51,8 +50,8 @@ from depth_kd_core.inference import estimator_for_model
 from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
                                    uncertainty_metrics)
 from depth_kd_core.models.base import ModelCfg
-from depth_kd_core.models.registry import create_model
-from depth_kd_core.training.distributed import pick_device
+from depth_kd_core.models.registry import MODELS, create_model, model_from_checkpoint
+from depth_kd_core.runtime import select_device
 from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
 
 
@@ -96,7 +95,7 @@ class EvaluateConfig:
 
     eval: EvalCfg = field(default_factory=EvalCfg)
     data: DataCfg = field(default_factory=lambda: DataCfg(augment=_no_augment()))
-    model: ModelCfg | None = registry_section("model", lambda: None)
+    model: ModelCfg | None = registry_section(MODELS, lambda: None)
 
 
 def _no_augment():
@@ -344,7 +343,7 @@ def run(cfg: EvaluateConfig, prior: DepthPrior | None = None) -> dict:
     spec = ev.checkpoint or ev.model
     if not spec:
         raise DepthKDError("name what to evaluate: --checkpoint PATH or --model NAME")
-    device = pick_device(ev.device, key="eval.device")
+    device = select_device(ev.device, 0, "eval.device")
     predictor = Predictor.load(spec, device, cfg.model if not ev.checkpoint else None)
     teacher = Predictor.load(ev.teacher, device) if ev.teacher else None
     needs = {"depth_gt"}

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
+from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.cli import run_cli
 from depth_kd_core.config import to_dict
 from depth_kd_core.errors import ConfigError, OutputError
@@ -80,6 +80,8 @@ def export_model(checkpoint: str | Path, height: int | None = None, width: int |
         (model in eval mode with traceable kernels, the checkpoint, the ``ModelCfg`` to
         record: the checkpoint's with the export size and rescaled ``focal_px``).
     """
+    from depth_kd_core.models.registry import model_from_checkpoint
+
     ckpt = load_checkpoint(checkpoint, "cpu")
     cfg = ckpt["model_cfg"]
     if cfg.get("stereo_input"):

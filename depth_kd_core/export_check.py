@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
+from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.errors import CheckpointError, ImageError
 from depth_kd_core.exported import ExportedNet, load_exported
 
@@ -83,7 +83,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
                   ) -> list[torch.Tensor]:
     """(1, 3, height, width) RGB batches in [0, 1]: the given image files, resized, or two
     rendered synthetic-world views (a street scene: realistic depth ranges and DPMs)."""
-    from depth_kd_core.data.transforms import resize_image
+    from depth_kd_core.data.camera_geometry import resize_image
 
     frames: list[np.ndarray] = []
     if paths:
@@ -104,6 +104,8 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
 
 def reference_model(net: ExportedNet, checkpoint: str | Path) -> torch.nn.Module:
     """The checkpoint's PyTorch network with the exported file's size and focal length."""
+    from depth_kd_core.models.registry import model_from_checkpoint
+
     ckpt = load_checkpoint(checkpoint, "cpu")
     if ckpt["model_name"] != net.meta["model_name"]:
         raise CheckpointError(f"{net.path} holds '{net.meta['model_name']}' but {checkpoint} "

@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from depth_kd_core.checkpoint import load_checkpoint, model_from_checkpoint
+from depth_kd_core.checkpoint import load_checkpoint
+from depth_kd_core.data.camera_geometry import resize_image, scale_intrinsics
 from depth_kd_core.data.camera_model import CameraCalibration
-from depth_kd_core.data.transforms import resize_image
 from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
                                       colorize_depth, resize_depth_nan, resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
@@ -380,6 +380,8 @@ def load_estimator(path: str | Path, device: str | torch.device | None = None,
 def load_network(path: str | Path) -> torch.nn.Module:
     """The network of a depth_kd checkpoint (.pt) or of an exported file (.onnx: ONNX
     Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU."""
+    from depth_kd_core.models.registry import model_from_checkpoint
+
     if is_exported(path):
         return load_exported(path)
     return model_from_checkpoint(load_checkpoint(path, "cpu"), "cpu")[0]
@@ -388,8 +390,6 @@ def load_network(path: str | Path) -> torch.nn.Module:
 def _stereo_context(K: np.ndarray | None, baseline: float | None, size: tuple[int, int],
                     work: tuple[int, int], device: torch.device) -> dict[str, torch.Tensor]:
     """K (scaled to the work size) and baseline as (1, 3, 3) and (1,) tensors."""
-    from depth_kd_core.data.transforms import scale_intrinsics
-
     context: dict[str, torch.Tensor] = {}
     if K is not None:
         Kw = scale_intrinsics(np.asarray(K, np.float64).reshape(3, 3), work[1] / size[1],

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from depth_kd_core.config_build import build_dataclass, to_dict
 from depth_kd_core.errors import RegistryError
 
 T = TypeVar("T")
@@ -76,8 +77,6 @@ class Registry(Generic[T]):
 
     def build_cfg(self, name: str, cfg: Any = None, **overrides: Any) -> Any:
         """The validated config for ``name``: ``cfg`` (or defaults) with ``overrides`` applied."""
-        from depth_kd_core.config import build_dataclass, to_dict
-
         entry = self.entry(name)
         base = to_dict(cfg) if cfg is not None else {}
         base.update(overrides)

@@ -15,18 +15,40 @@ import torch
 from depth_kd_core.errors import ConfigError
 
 
-def select_device(device: str | torch.device | None) -> torch.device:
-    """None -> CUDA when available, else CPU; refuse a CUDA device that is not there."""
-    if device is None or device == "":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+AUTO_DEVICES = (None, "", "auto")  # choose CUDA when present, else the CPU
+
+
+def select_device(device: str | torch.device | None, local_rank: int | None = None,
+                  key: str = "device") -> torch.device:
+    """The one device picker of the tools, the trainer and the nodes.
+
+    Args:
+        device: None, "" or "auto" -> CUDA when available, else CPU; otherwise "cpu", "cuda",
+            "cuda:N" or a ``torch.device``.
+        local_rank: with auto, pick ``cuda:<local_rank>`` (a torchrun worker); None -> "cuda".
+        key: the setting's name in error messages (``trainer.device``, ``eval.device``).
+
+    Raises:
+        ConfigError: naming ``key`` and the bad device string, for a string that is not a
+            device, CUDA on a machine without it, a missing CUDA index, or another backend.
+    """
+    if device in AUTO_DEVICES:
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda" if local_rank is None else f"cuda:{local_rank}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ('cpu', 'cuda', "
-                          f"'cuda:1' ...)") from exc
+        raise ConfigError(f"{key}={device!r} is not a torch device; use auto, cpu, cuda or "
+                          f"cuda:N") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available on this "
-                          f"machine; use device='cpu' (or leave it empty to choose)")
+        raise ConfigError(f"{key}={device} but CUDA is not available on this machine; "
+                          f"use {key}=cpu (or auto)")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"{key}={device} but this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s); use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}={device}: only cpu and cuda are supported")
     return dev
 
 

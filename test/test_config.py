@@ -48,7 +48,7 @@ class Root:
     seed: int = 0
     optim: OptimSection = field(default_factory=OptimSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)
-    model: ModelCfg = registry_section("model", lambda: ToyModelCfg(name="toy_model"))
+    model: ModelCfg = registry_section(MODELS, lambda: ToyModelCfg(name="toy_model"))
 
 
 @pytest.fixture()

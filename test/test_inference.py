@@ -146,6 +146,16 @@ def test_device_selection(monkeypatch, tiekd_ckpt, caplog):
         select_device("cuda")
     with pytest.raises(ConfigError, match="not a torch device"):
         select_device("gpu-please")
+    # the trainer's and evaluate's picker too: "auto" chooses, errors name the setting
+    assert select_device("auto", 0, "trainer.device").type == "cpu"
+    with pytest.raises(ConfigError, match="eval.device='gpu' is not a torch device"):
+        select_device("gpu", 0, "eval.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("auto", 1, "trainer.device") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="trainer.device=cuda:2 but this machine has 2"):
+        select_device("cuda:2", 0, "trainer.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with caplog.at_level(logging.WARNING):
         est = DepthEstimator.from_checkpoint(tiekd_ckpt, device="cpu", fp16=True)
     assert est.device.type == "cpu" and not est.fp16 and "fp16 needs a CUDA" in caplog.text

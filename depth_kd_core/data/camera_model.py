@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from depth_kd_core.data.transforms import scale_intrinsics
+from depth_kd_core.data.camera_geometry import scale_intrinsics
 from depth_kd_core.errors import DataError, ImageError
 
 RECTIFIED_TOL = 1e-6  # |D| and |R - I| below this count as "already rectified"
@@ -86,7 +86,7 @@ class CameraCalibration:
         """The calibration of images resized from the calibrated size to ``height x width``.
 
         The one scaling rule of the bag tools, the datasets and the nodes: K and P[:, :3]
-        scale per axis (pixel-centre convention of ``transforms.scale_intrinsics``), P's
+        scale per axis (pixel-centre convention of ``camera_geometry.scale_intrinsics``), P's
         translation column with fx and fy (Tx = -fx * B); D and R do not change. Drivers
         publish downscaled or binned images with the full-resolution CameraInfo; where the
         aspect ratios differ (an ROI crop looks like that too) callers warn with

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from depth_kd_core.config import bounded
+from depth_kd_core.config_build import bounded
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from depth_kd_core.models.segmentation import IGNORE_INDEX, regroup_labels
+from depth_kd_core.data.semantics import IGNORE_INDEX, regroup_labels
 
 D2S_FINAL_WEIGHT = 0.005  # lambda_D2S reaches this at the end of training (§4.1)
 

@@ -2,55 +2,23 @@
 
 ``segmentation_teacher``: encoder -> FPN-style head -> 19 Cityscapes classes (trainIds) at the
 input resolution. Train it on the synthetic world's labels (recipe ``segmentation``) or load
-user weights. ``XDISTILL_GROUPS`` is X-Distill's regrouping of the 19 classes into 4 groups
-(paper §4.1, METHODS §5), kept as data; ``regroup_labels`` applies it (255 stays void).
+user weights. X-Distill's regrouping of the 19 classes into 4 groups is data: it lives in
+:mod:`depth_kd_core.data.semantics`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depth_kd_core.data.semantics import CITYSCAPES_CLASSES
 from depth_kd_core.layers.blocks import ConvBlock
 from depth_kd_core.models.base import DepthModel, ModelCfg, OutputKind
 from depth_kd_core.models.encoders import Encoder
 from depth_kd_core.models.registry import register_model
-
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)  # index = Cityscapes trainId
-IGNORE_INDEX = 255
-
-# X-Distill Table 1 / §4.1: group -> Cityscapes trainIds
-XDISTILL_GROUPS: dict[str, tuple[int, ...]] = {
-    "thin objects": (5, 6, 7),
-    "people and vehicles": (11, 12, 13, 14, 15, 16, 17, 18),
-    "background objects": (2, 3, 4, 8, 9, 10),
-    "ground": (0, 1),
-}
-
-
-def _group_lut() -> np.ndarray:
-    lut = np.full(256, IGNORE_INDEX, dtype=np.int64)
-    for group, ids in enumerate(XDISTILL_GROUPS.values()):
-        lut[list(ids)] = group
-    return lut
-
-
-GROUP_OF_TRAINID = _group_lut()  # (256,) trainId -> group index, 255 for void/unknown
-
-
-def regroup_labels(labels: torch.Tensor) -> torch.Tensor:
-    """Cityscapes trainIds (any int shape) -> X-Distill group ids 0..3, 255 where void."""
-    lut = torch.as_tensor(GROUP_OF_TRAINID, device=labels.device)
-    return lut[labels.long().clamp(0, 255)]
-
 
 @dataclass
 class SegmentationCfg(ModelCfg):

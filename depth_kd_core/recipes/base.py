@@ -20,11 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from depth_kd_core.checkpoint import model_from_checkpoint
 from depth_kd_core.data.schema import require_keys
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.base import ModelCfg, freeze
-from depth_kd_core.models.registry import create_model, model_cfg
+from depth_kd_core.models.registry import create_model, model_cfg, model_from_checkpoint
 from depth_kd_core.recipes.validation import depth_validation
 
 LOG = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
+from depth_kd_core.data.semantics import IGNORE_INDEX
 from depth_kd_core.errors import DepthKDError
-from depth_kd_core.models.segmentation import IGNORE_INDEX
 from depth_kd_core.recipes.base import Recipe, RecipeCfg
 from depth_kd_core.recipes.registry import register_recipe
 

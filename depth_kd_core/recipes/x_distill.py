@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from depth_kd_core.data.semantics import XDISTILL_GROUPS
 from depth_kd_core.losses.xdistill import D2S_FINAL_WEIGHT, d2s_loss, d2s_weight
-from depth_kd_core.models.segmentation import XDISTILL_GROUPS
 from depth_kd_core.recipes.registry import register_recipe
 from depth_kd_core.recipes.selfsup_mono import SelfsupMono, SelfsupMonoCfg
 

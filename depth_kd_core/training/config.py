@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from depth_kd_core.config import bounded, build_dataclass, deep_merge, parse_overrides, \
-    read_yaml, registry_section
+from depth_kd_core.config import deep_merge, parse_overrides, read_yaml
+from depth_kd_core.config_build import bounded, build_dataclass, registry_section
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.base import ModelCfg
+from depth_kd_core.models.registry import MODELS
 from depth_kd_core.recipes.base import RecipeCfg
+from depth_kd_core.recipes.registry import RECIPES, default_models
 
 
 @dataclass
@@ -77,9 +79,9 @@ class TrainConfig:
     """The whole training config (see README: Configuration)."""
 
     seed: int = bounded(0, ge=0, lt=2**32)
-    recipe: RecipeCfg = registry_section("recipe", lambda: _default_recipe())
-    model: ModelCfg | None = registry_section("model", lambda: None)
-    teacher: ModelCfg | None = registry_section("model", lambda: None)
+    recipe: RecipeCfg = registry_section(RECIPES, lambda: _default_recipe())
+    model: ModelCfg | None = registry_section(MODELS, lambda: None)
+    teacher: ModelCfg | None = registry_section(MODELS, lambda: None)
     data: DataCfg = field(default_factory=DataCfg)
     optim: OptimCfg = field(default_factory=OptimCfg)
     trainer: TrainerCfg = field(default_factory=TrainerCfg)
@@ -89,8 +91,6 @@ DEFAULT_RECIPE = "tie_kd"
 
 
 def _default_recipe() -> RecipeCfg:
-    from depth_kd_core.recipes.registry import RECIPES
-
     return RECIPES.build_cfg(DEFAULT_RECIPE)
 
 
@@ -100,8 +100,6 @@ def load_train_config(path: str | Path | None = None, overrides=()) -> TrainConf
     When the student (``model``) section has no ``name``, the recipe's default student is
     used; likewise for ``teacher`` of KD recipes.
     """
-    from depth_kd_core.recipes.registry import RECIPES, default_models
-
     data = read_yaml(path) if path else {}
     data = deep_merge(data, parse_overrides(overrides))
     recipe = data.setdefault("recipe", {})
@@ -115,5 +113,4 @@ def load_train_config(path: str | Path | None = None, overrides=()) -> TrainConf
     data["model"] = {"name": student, **(data.get("model") or {})}
     if teacher is not None or data.get("teacher"):
         data["teacher"] = {"name": teacher, **(data.get("teacher") or {})}
-    RECIPES.names()
     return build_dataclass(TrainConfig, data)

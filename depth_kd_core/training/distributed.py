@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from depth_kd_core.errors import ConfigError
+from depth_kd_core.runtime import select_device
 
 
 @dataclass
@@ -32,39 +32,13 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0, key: str = "trainer.device") -> torch.device:
-    """"auto" -> cuda:<local_rank> when CUDA is available, else cpu; otherwise as given.
-
-    Raises:
-        ConfigError: naming ``key``, for an unknown device or CUDA on a machine without it.
-    """
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else \
-            torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"{key}={name!r} is not a device; use auto, cpu, cuda or "
-                          f"cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{key}={name} but CUDA is not available on this machine; "
-                          f"use {key}=cpu (or auto)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"{key}={name} but this machine has "
-                          f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
-                          f"cuda:{torch.cuda.device_count() - 1}")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{key}={name}: only cpu and cuda are supported")
-    return device
-
-
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; returns (info, device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistInfo(), pick_device(device_name)
+        return DistInfo(), select_device(device_name, 0, "trainer.device")
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    device = pick_device(device_name, info.local_rank)
+    device = select_device(device_name, info.local_rank, "trainer.device")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():

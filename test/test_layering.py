@@ -1,0 +1,154 @@
+"""The layering of the README's module map, read from the source (ast; nothing is imported).
+
+Every ``import`` counts, function-local ones included: a lazy import still ties two modules
+together. Fails on import circles inside ``depth_kd_core``, on loss modules reaching for models,
+on the core reaching for ROS, and on the upward imports issue 17 removed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("depth_kd_core", "depth_kd_ros")
+
+# module -> module prefixes it must not import (each was an upward import once; issue 17)
+FORBIDDEN = {
+    "depth_kd_core.config_build": ("depth_kd_core.models", "depth_kd_core.recipes",
+                                   "depth_kd_core.training", "depth_kd_core.config"),
+    "depth_kd_core.config": ("depth_kd_core.models", "depth_kd_core.recipes",
+                             "depth_kd_core.training"),
+    "depth_kd_core.registry": ("depth_kd_core.config", "depth_kd_core.models",
+                               "depth_kd_core.recipes"),
+    "depth_kd_core.checkpoint": ("depth_kd_core.models", "depth_kd_core.recipes"),
+    "depth_kd_core.inference": ("depth_kd_core.data.transforms", "depth_kd_core.training"),
+    "depth_kd_core.export_check": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.camera_model": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.camera_geometry": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.msg_build": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.semantics": ("depth_kd_core.models", "depth_kd_core.losses"),
+    "depth_kd_core.evaluate": ("depth_kd_core.training",),
+    "depth_kd_ros.conversions": ("depth_kd_core.data.transforms",),
+    # the README's order: data, layers -> losses, models -> recipes -> training -> entry points
+    "depth_kd_core.layers": ("depth_kd_core.data", "depth_kd_core.models", "depth_kd_core.losses",
+                             "depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.data": ("depth_kd_core.models", "depth_kd_core.losses",
+                           "depth_kd_core.recipes", "depth_kd_core.training",
+                           "depth_kd_core.inference"),
+    "depth_kd_core.models": ("depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.losses": ("depth_kd_core.recipes", "depth_kd_core.training"),
+    "depth_kd_core.recipes": ("depth_kd_core.training", "depth_kd_core.train",
+                              "depth_kd_core.evaluate"),
+}
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> source file, for both packages."""
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = module_files()
+
+
+def imported_names(name: str, path: Path) -> set[str]:
+    """Absolute dotted names ``name`` imports: a module, or ``package.attribute`` resolved to
+    the submodule when one exists and to the package otherwise."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                out.add(full if full in MODULES else base)
+    return out
+
+
+IMPORTS = {name: imported_names(name, path) for name, path in MODULES.items()}
+
+
+def core_graph() -> dict[str, set[str]]:
+    """depth_kd_core module -> the depth_kd_core modules it imports."""
+    return {name: {m for m in deps if m in MODULES and m != name and
+                   m.startswith("depth_kd_core")}
+            for name, deps in IMPORTS.items() if name.startswith("depth_kd_core")}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle (a list of modules, first = last) or None; iterative DFS."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph[nxt])))
+    return None
+
+
+def offending(module_prefix: str, forbidden: tuple[str, ...]) -> list[str]:
+    """``module: import`` for each import of a forbidden prefix by a module under the prefix."""
+    hits = []
+    for name, deps in IMPORTS.items():
+        if name == module_prefix or name.startswith(module_prefix + "."):
+            hits += [f"{name}: {d}" for d in sorted(deps)
+                     if any(d == f or d.startswith(f + ".") for f in forbidden)]
+    return hits
+
+
+def test_finds_a_circle_when_there_is_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_circles_in_the_core():
+    cycle = find_cycle(core_graph())
+    assert cycle is None, f"import circle: {' -> '.join(cycle)}"
+
+
+def test_losses_do_not_import_models():
+    assert offending("depth_kd_core.losses", ("depth_kd_core.models",)) == []
+
+
+def test_core_does_not_import_ros():
+    assert offending("depth_kd_core", ("depth_kd_ros", "rclpy")) == []
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_no_upward_imports(module):
+    assert module in MODULES, f"{module} moved: update FORBIDDEN in this test"
+    assert offending(module, FORBIDDEN[module]) == []
+
+
+def test_one_device_picker():
+    """Devices are chosen by ``runtime.select_device`` only (no second picker elsewhere)."""
+    pickers = [f"{name}.{node.name}" for name, path in MODULES.items()
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.FunctionDef) and node.name in
+               ("select_device", "pick_device", "choose_device")]
+    assert pickers == ["depth_kd_core.runtime.select_device"]
