@@ -58,10 +58,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} is not a depth_kd checkpoint (got {type(ckpt).__name__})")
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path} is not a depth_kd checkpoint: missing {missing}")
-    if ckpt["format_version"] > CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {ckpt['format_version']}, newer than "
-                              f"this code ({CHECKPOINT_FORMAT_VERSION}); update depth_kd")
+    check_record(ckpt, REQUIRED_KEYS, CHECKPOINT_FORMAT_VERSION, str(path),
+                 "depth_kd checkpoint")
     return ckpt
+
+
+def check_record(record: dict, required: tuple[str, ...], newest: int, where: str,
+                 what: str) -> None:
+    """CheckpointError unless ``record`` (a checkpoint, an export's metadata) has every
+    ``required`` key and a ``format_version`` this code reads (<= ``newest``).
+
+    ``where``: the file, ``what``: the kind of record, both named in the error."""
+    missing = [k for k in required if k not in record]
+    if missing:
+        raise CheckpointError(f"{where}: {what} lacks {', '.join(missing)}")
+    if record["format_version"] > newest:
+        raise CheckpointError(f"{where}: {what} format_version {record['format_version']} is "
+                              f"newer than this code ({newest}); update depth_kd")

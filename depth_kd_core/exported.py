@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from depth_kd_core.checkpoint import check_record
 from depth_kd_core.errors import CheckpointError
 
 LOG = logging.getLogger(__name__)
@@ -74,12 +75,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: depth_kd metadata is not valid JSON ({exc})") from exc
-    missing = [k for k in METADATA_KEYS if k not in meta]
-    if missing:
-        raise CheckpointError(f"{path}: depth_kd metadata lacks {', '.join(missing)}")
-    if meta["format_version"] > EXPORT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: export format_version {meta['format_version']} is "
-                              f"newer than this code ({EXPORT_FORMAT_VERSION}); update depth_kd")
+    check_record(meta, METADATA_KEYS, EXPORT_FORMAT_VERSION, str(path), "depth_kd metadata")
     return meta
 
 
