@@ -199,7 +199,8 @@ class _Run:
         lr = p.kd_lr.get(name, p.method_lr.get(name)) if part == "kd" else p.method_lr.get(name)
         folder = self.out / name / f"seed{seed}"
         overrides = [*_common(p, folder / part, p.student_steps, seed, lr, not self.parallel),
-                     *_student(name, p), *(m.kd_extra if part == "kd" else m.nokd_extra)]
+                     *_student(name, p), *m.student_extra,
+                     *(m.kd_extra if part == "kd" else m.nokd_extra)]
         if part == "kd" and teacher_ckpt is not None:
             overrides.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
         if part == "kd" and name == "sdfa_net":  # self-distillation from half-way on

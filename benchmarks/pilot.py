@@ -48,8 +48,8 @@ def pilot_overrides(args: argparse.Namespace, profile: bench.Profile) -> tuple[s
     common = bench._common(profile, Path(args.out) / "train", args.steps, args.seed, lr,
                            progress=False)
     once = [f"trainer.checkpoint_every_steps={args.steps}"]  # not at every (short) epoch
-    return recipe, [*common, *once, *bench._student(args.method, profile), *extra,
-                    *args.overrides]
+    return recipe, [*common, *once, *bench._student(args.method, profile), *m.student_extra,
+                    *extra, *args.overrides]
 
 
 def windows(history: list[dict], size: int) -> list[str]:

@@ -65,8 +65,13 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
            for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}
     assert lrs == {"tie_kd/kd": 1e-3, "tie_kd/nokd": 3e-4,  # kd_lr: the KD student only
                    "sdfa_net/kd": 1e-4, "sdfa_net/nokd": 1e-4}  # method_lr: both students
-    seed = yaml.safe_load((tmp_path / "sdfa_net/seed1/kd/config.yaml").read_text())["seed"]
-    assert seed == 1
+    configs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / "seed1" / part / "config.yaml")
+                                             .read_text()) for m in ("tie_kd", "sdfa_net")
+               for part in ("kd", "nokd")}
+    assert configs["sdfa_net/kd"]["seed"] == 1
+    betas = {k: c["optim"]["betas"] for k, c in configs.items()}  # SDFA's paper betas, both
+    assert betas == {"tie_kd/kd": [0.9, 0.999], "tie_kd/nokd": [0.9, 0.999],
+                     "sdfa_net/kd": [0.5, 0.999], "sdfa_net/nokd": [0.5, 0.999]}
 
     again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
