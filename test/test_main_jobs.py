@@ -37,28 +37,46 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     from benchmarks import distillation
 
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "sdfa_net",
-                              "--out", str(tmp_path), "--jobs", "2"]) == 0  # two processes
-    results = json.loads((tmp_path / "results.json").read_text())["results"]
+                              "--seeds", "0,1", "--out", str(tmp_path), "--jobs", "2"]) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    results = saved["results"]
     assert [r["method"] for r in results] == ["tie_kd", "sdfa_net"]  # in the order asked
+    assert saved["profile"]["seeds"] == [0, 1] and saved["profile"]["baseline"] == 0.54
     for r in results:
-        assert {"kd", "nokd"} <= set(r)
-        assert r["kd"]["none"]["images"] == r["kd"]["garg"]["images"] == 4  # both protocols
+        assert set(r["runs"]) == {"0", "1"}  # per-seed values kept
+        for part in ("kd", "nokd"):
+            per_seed = [r["runs"][s][part]["none"]["abs_rel"] for s in ("0", "1")]
+            assert per_seed[0] != per_seed[1]  # the seed reaches the training
+            agg = r[part]["none"]["abs_rel"]
+            assert agg["n"] == 2 and agg["mean"] == pytest.approx(sum(per_seed) / 2)
+            assert agg["min"] == min(per_seed) and agg["max"] == max(per_seed)
+            assert r["runs"]["0"][part]["garg"]["images"] == 4  # both protocols
     assert "teacher" in results[0] and "teacher" not in results[1]  # SDFA teaches itself
     md = (tmp_path / "results.md").read_text()
-    assert "gap closed" in md and "whole frame" in md and "Garg crop" in md
-    assert md.count("No-image prior (ignores the image): ") == 2  # one line per protocol
-    trivial = json.loads((tmp_path / "results.json").read_text())["baselines"]
+    assert "gap closed" in md and "whole frame" in md and "Garg crop" in md and " ± " in md
+    for row in ("no-image prior", "no-image prior, median-scaled", "constant depth"):
+        assert md.count(f"| - | {row} (ignores the image) |") == 2  # one row per protocol
+    trivial = saved["baselines"]
     assert 0 < trivial["no-image prior"]["none"]["abs_rel"] < \
         trivial["constant depth"]["none"]["abs_rel"]
     assert (tmp_path / "dacnn/teacher/checkpoints/last.pt").exists()  # TIE-KD's dense teacher
-    lrs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / part / "config.yaml").read_text())
-           ["optim"]["lr"] for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}
+    lrs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / "seed1" / part / "config.yaml")
+                                         .read_text())["optim"]["lr"]
+           for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}
     assert lrs == {"tie_kd/kd": 1e-3, "tie_kd/nokd": 3e-4,  # kd_lr: the KD student only
                    "sdfa_net/kd": 1e-4, "sdfa_net/nokd": 1e-4}  # method_lr: both students
+    configs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / "seed1" / part / "config.yaml")
+                                             .read_text()) for m in ("tie_kd", "sdfa_net")
+               for part in ("kd", "nokd")}
+    assert configs["sdfa_net/kd"]["seed"] == 1
+    betas = {k: c["optim"]["betas"] for k, c in configs.items()}  # SDFA's paper betas, both
+    assert betas == {"tie_kd/kd": [0.9, 0.999], "tie_kd/nokd": [0.9, 0.999],
+                     "sdfa_net/kd": [0.5, 0.999], "sdfa_net/nokd": [0.5, 0.999]}
 
     again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
-                              "--reuse-teachers", str(tmp_path), "--jobs", "1"]) == 0
+                              "--reuse-teachers", str(tmp_path), "--jobs", "1",
+                              "--seeds", "0"]) == 0
     second = json.loads((again / "results.json").read_text())
     assert any("reused" in line for line in second["log"])
     assert not (again / "dacnn" / "teacher").exists()  # not trained again

@@ -1,0 +1,87 @@
+"""The distillation benchmark's seed statistics, verdicts and profile knobs (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import distillation
+from benchmarks.distillation_report import aggregate, gap_closed, report, stats, verdict
+
+
+def _summary(abs_rel: float, rmse: float, a1: float, median: bool = False) -> dict:
+    return {"abs_rel": abs_rel, "sq_rel": 2 * abs_rel, "rmse": rmse, "a1": a1,
+            "median_scaling": median}
+
+
+def test_stats_are_sample_mean_std_min_max():
+    s = stats([1.0, 2.0, 4.0])
+    assert s["mean"] == pytest.approx(7 / 3)
+    # sample variance: ((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2) / 2 = (16/9 + 1/9 + 25/9) / 2 = 7/3
+    assert s["std"] == pytest.approx(math.sqrt(7 / 3))
+    assert (s["min"], s["max"], s["n"]) == (1.0, 4.0, 3)
+    assert stats([0.5])["std"] == 0.0
+
+
+def _method(nokd: list[tuple], kd: list[tuple], teacher: tuple | None = None) -> dict:
+    runs = {str(i): {"nokd": {c: _summary(*n) for c in ("none", "garg")},
+                     "kd": {c: _summary(*k) for c in ("none", "garg")}}
+            for i, (n, k) in enumerate(zip(nokd, kd))}
+    r = {"method": "m", "runs": runs, "nokd": aggregate(runs, "nokd"),
+         "kd": aggregate(runs, "kd")}
+    if teacher:
+        r["teacher"] = {c: _summary(*teacher) for c in ("none", "garg")}
+    return r
+
+
+def test_gap_closed_uses_the_seed_means():
+    r = _method([(0.40, 9, 0.6), (0.44, 9, 0.6)], [(0.32, 8, 0.7), (0.34, 8, 0.7)],
+                teacher=(0.30, 7, 0.8))
+    # no-KD mean 0.42, KD mean 0.33, teacher 0.30: (0.42 - 0.33) / (0.42 - 0.30) = 0.75
+    assert gap_closed(r, "none") == pytest.approx(0.75)
+    assert gap_closed(_method([(0.4, 9, 0.6)], [(0.3, 8, 0.7)]), "none") is None
+
+
+def test_verdict_tells_a_margin_from_seed_noise():
+    r = _method([(0.40, 9.0, 0.60), (0.42, 9.2, 0.62)], [(0.30, 9.1, 0.61), (0.31, 9.3, 0.63)])
+    kd, nokd = r["kd"]["none"], r["nokd"]["none"]
+    assert verdict(kd, nokd, "abs_rel") == "win"  # 0.105 apart, stds 0.014 + 0.007
+    assert verdict(kd, nokd, "rmse") == "loss"  # KD's RMSE is higher
+    assert verdict(kd, nokd, "a1") == "win within spread"  # +0.01, stds 0.014 each
+    one = _method([(0.4, 9, 0.6)], [(0.3, 8, 0.7)])
+    assert verdict(one["kd"]["none"], one["nokd"]["none"], "abs_rel") == "win (1 seed)"
+    prior = _summary(0.35, 8.5, 0.65)  # a plain summary (no spread) on one side
+    assert verdict(kd, prior, "abs_rel") == "win" and verdict(kd, prior, "a1") == "loss"
+
+
+def test_report_judges_median_scaled_students_against_the_median_scaled_prior():
+    r = _method([(0.9, 20, 0.2, True)] * 2, [(0.5, 10, 0.5, True), (0.52, 10, 0.5, True)])
+    trivial = {"no-image prior": {c: _summary(0.4, 9, 0.6) for c in ("none", "garg")},
+               "no-image prior, median-scaled": {c: _summary(0.6, 12, 0.4)
+                                                 for c in ("none", "garg")},
+               "constant depth": {c: _summary(0.7, 14, 0.2) for c in ("none", "garg")}}
+    md = report([r], "header", trivial)
+    # against the median-scaled prior (0.6 / 12 / 0.4) KD wins all three; against the plain
+    # prior (0.4 / 9 / 0.6) it would lose all three
+    assert md.count("| m | n/a (no depth teacher) | win / win / win | win / win / win |") == 2
+    assert "| m | KD | 0.510 ± 0.014 |" in md
+
+
+def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
+    args = distillation.build_parser().parse_args(
+        ["--profile", "small", "--size", "96x320", "--baseline", "1.5", "--steps", "40",
+         "--seeds", "3,4"])
+    profile = distillation.resolve_profile(args)
+    assert (profile.height, profile.width, profile.baseline) == (96, 320, 1.5)
+    assert (profile.student_steps, profile.seeds) == (40, (3, 4))
+    overrides = distillation._common(profile, tmp_path, profile.student_steps, 3)
+    for o in ("data.height=96", "data.width=320", "data.synthetic.baseline=1.5",
+              "trainer.max_steps=40", "seed=3"):
+        assert o in overrides
+    assert distillation.test_set(profile, stereo=True)[0]["baseline"].item() == 1.5
+    with pytest.raises(SystemExit):
+        distillation.build_parser().parse_args(["--seeds", "1,1"])
+    gpu = distillation.PROFILES["gpu"]
+    assert gpu.height >= 192 and gpu.width >= 640 and gpu.amp and gpu.student_steps >= 1000
+    assert len(distillation.PROFILES["small"].seeds) >= 3
