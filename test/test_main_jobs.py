@@ -59,7 +59,7 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     trivial = saved["baselines"]
     assert 0 < trivial["no-image prior"]["none"]["abs_rel"] < \
         trivial["constant depth"]["none"]["abs_rel"]
-    assert (tmp_path / "dacnn/teacher/checkpoints/last.pt").exists()  # TIE-KD's dense teacher
+    assert (tmp_path / "tie_kd/teacher/checkpoints/last.pt").exists()  # dense SGBM, no training
     lrs = {f"{m}/{part}": yaml.safe_load((tmp_path / m / "seed1" / part / "config.yaml")
                                          .read_text())["optim"]["lr"]
            for m in ("tie_kd", "sdfa_net") for part in ("kd", "nokd")}
@@ -79,6 +79,7 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
                               "--seeds", "0"]) == 0
     second = json.loads((again / "results.json").read_text())
     assert any("reused" in line for line in second["log"])
-    assert not (again / "dacnn" / "teacher").exists()  # not trained again
+    assert not (again / "tie_kd" / "teacher").exists()  # not made again
     rescored = second["results"][0]["teacher"]["none"]["abs_rel"]  # the same teacher, rescored
-    assert rescored == pytest.approx(results[0]["teacher"]["none"]["abs_rel"], rel=1e-6)
+    # (SGBM's WLS fill differs in the 6th digit between OpenCV thread counts: --jobs 2 vs 1)
+    assert rescored == pytest.approx(results[0]["teacher"]["none"]["abs_rel"], rel=1e-4)
