@@ -76,15 +76,6 @@ def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor,
     return T
 
 
-def invert_rigid(T: torch.Tensor) -> torch.Tensor:
-    """(B, 4, 4) rigid transforms [R | t] -> their inverses [R^T | -R^T t]."""
-    R, t = T[:, :3, :3], T[:, :3, 3:]
-    out = torch.eye(4, device=T.device, dtype=T.dtype).repeat(T.shape[0], 1, 1)
-    out[:, :3, :3] = R.transpose(1, 2)
-    out[:, :3, 3:] = -R.transpose(1, 2) @ t
-    return out
-
-
 def stereo_transform(baseline: torch.Tensor, to_right: bool = True) -> torch.Tensor:
     """(B,) metres -> (B, 4, 4) mapping left-camera points into the right camera (or back)."""
     T = torch.eye(4, device=baseline.device, dtype=baseline.dtype).repeat(len(baseline), 1, 1)

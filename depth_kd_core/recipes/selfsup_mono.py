@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from depth_kd_core.layers.geometry import invert_rigid
 from depth_kd_core.models.registry import create_model
 from depth_kd_core.recipes.base import Recipe, RecipeCfg
 from depth_kd_core.recipes.registry import register_recipe
@@ -32,24 +29,11 @@ class SelfsupMono(Recipe):
         self.extras["pose_net"] = create_model("pose_net", encoder=cfg.pose_encoder,
                                                pretrained=cfg.pose_pretrained)
 
-    def video_poses(self, batch: dict) -> list[torch.Tensor]:
-        """(B, 4, 4) target -> source transforms for ``prev`` and ``next``, Monodepth2's way.
-
-        The pose net always sees a pair in temporal order, (earlier, later), and the previous
-        frame's transform is the inverse of prev -> target. One output then means one
-        direction of travel, so a pose net that has only learnt the usual forward motion
-        already warps both frames the right way. Asked for (target, prev) and (target, next)
-        instead, it has to tell the two apart from the pixels: from scratch it gave both
-        frames the same small pose and the depth net learnt nothing (issue 18).
-        """
-        pose_net = self.extras["pose_net"]
-        prev_to_target = pose_net(batch["prev"], batch["left"])["T"]
-        return [invert_rigid(prev_to_target), pose_net(batch["left"], batch["next"])["T"]]
-
     def video_loss(self, out: dict, batch: dict) -> dict:
         """Photometric loss against the previous and next frames, poses from the pose net."""
         sources = [batch["prev"], batch["next"]]
-        return video_warp_loss(out, self.video_poses(batch), sources, batch, self.student.cfg)
+        poses = [self.extras["pose_net"](batch["left"], src)["T"] for src in sources]
+        return video_warp_loss(out, poses, sources, batch, self.student.cfg)
 
     def training_step(self, batch: dict, step: int) -> dict:
         self.check_batch(batch)
