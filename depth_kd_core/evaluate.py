@@ -46,11 +46,11 @@ from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.fileio import atomic_path, atomic_write_text
-from depth_kd_core.inference import estimator_for_model
+from depth_kd_core.inference import estimator_for_model, load_network
 from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
                                    uncertainty_metrics)
 from depth_kd_core.models.base import ModelCfg
-from depth_kd_core.models.registry import MODELS, create_model, model_from_checkpoint
+from depth_kd_core.models.registry import MODELS, create_model
 from depth_kd_core.runtime import select_device
 from depth_kd_core.visualize import colorize, colorize_depth, to_rgb_u8
 
@@ -120,10 +120,11 @@ class Predictor:
     @classmethod
     def load(cls, spec: str, device: torch.device, cfg: ModelCfg | None = None
              ) -> "Predictor":
-        """``spec``: a checkpoint path, or the name of a registered model without weights,
-        built from ``cfg`` when given (the ``model`` section: ``model.num_disparities=128``)."""
+        """``spec``: a checkpoint path (.pt, or an exported .onnx / .ts), or the name of a
+        registered model without weights, built from ``cfg`` when given (the ``model``
+        section: ``model.num_disparities=128``)."""
         if Path(spec).is_file():
-            model, _ = model_from_checkpoint(spec, map_location="cpu")
+            model = load_network(spec)
         else:
             model = create_model(spec, cfg)
             if any(True for _ in model.parameters()):

@@ -369,14 +369,6 @@ def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: b
                                 work_size=size)
 
 
-def load_estimator(path: str | Path, device: str | torch.device | None = None,
-                   fp16: bool = False, focal_scaling: bool = True
-                   ) -> DepthEstimator | StereoDepthEstimator:
-    """A checkpoint of any depth network, mono or stereo (``evaluate``'s models/teachers)."""
-    return estimator_for_model(load_network(path), select_device(device), fp16=fp16,
-                               focal_scaling=focal_scaling)
-
-
 def load_network(path: str | Path) -> torch.nn.Module:
     """The network of a depth_kd checkpoint (.pt) or of an exported file (.onnx: ONNX
     Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU."""

@@ -184,3 +184,15 @@ def test_node_core_runs_an_onnx_file_as_it_runs_the_checkpoint(exported):
         pt, ox = (mc.image_to_array(o[key]) for o in outs)
         assert ox.shape == (2 * NET_H, 2 * NET_W) and np.isfinite(ox).all()
         np.testing.assert_allclose(ox, pt, rtol=FP32_TOLERANCE)
+
+
+def test_evaluate_scores_an_onnx_file_as_it_scores_the_checkpoint(exported):
+    from depth_kd_core.evaluate import Predictor
+
+    ckpt, path = exported("tiekd_student")
+    K = torch.tensor([[3 * TRAIN_FOCAL_PX * 1.5, 0, 3 * NET_W / 2], [0, 300, NET_H], [0, 0, 1]])
+    batch = {"left": parity_images(2 * NET_H, 3 * NET_W)[0], "K": K[None]}
+    ref, got = (Predictor.load(str(source), torch.device("cpu"))(batch) for source in (ckpt, path))
+    for key in ("depth", "sigma"):
+        assert got[key].shape == (1, 1, 2 * NET_H, 3 * NET_W) and (got[key] > 0).all()
+        np.testing.assert_allclose(got[key], ref[key], rtol=FP32_TOLERANCE)
