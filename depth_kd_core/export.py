@@ -24,6 +24,7 @@ onnxruntime-gpu built with TensorRT) also builds the TensorRT engine into
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -91,10 +92,11 @@ def export_model(checkpoint: str | Path, height: int | None = None, width: int |
     size = {"input_height": h, "input_width": w}
     if cfg.get("focal_px"):  # pixels at the input width: follows the width
         size["focal_px"] = float(cfg["focal_px"]) * w / int(cfg["input_width"])
-    record, _ = model_from_checkpoint(ckpt, "cpu", **size)
     trace = {k: v for k, v in TRACEABLE_OVERRIDES.items() if k in cfg}
     model, _ = model_from_checkpoint(ckpt, "cpu", **size, **trace)
-    return model.eval(), ckpt, record.cfg
+    # the recorded config keeps the checkpoint's kernel choice, not the export-time one
+    record = dataclasses.replace(model.cfg, **{k: cfg[k] for k in trace})
+    return model.eval(), ckpt, record
 
 
 def deployment_metadata(model_name: str, cfg: Any, outputs: list[str], fp16: bool,
