@@ -77,17 +77,6 @@ def to_ros2(msg: Any) -> Any:
     return cls(**values)
 
 
-def camera_info(header: Any, calib: CameraCalibration) -> Any:
-    """ROS 2 CameraInfo for ``calib`` (binning 0, no ROI)."""
-    roi = TS.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
-                                                       width=0, do_rectify=False)
-    return TS.types[CAMERA_INFO](
-        header=header, height=calib.height, width=calib.width,
-        distortion_model=calib.distortion_model, d=calib.D.astype(np.float64),
-        k=calib.K.reshape(-1), r=calib.R.reshape(-1), p=calib.P.reshape(-1),
-        binning_x=0, binning_y=0, roi=roi)
-
-
 def _namespace(ns: str) -> str:
     ns = "/" + ns.strip().strip("/")
     if ns == "/" or any(not part or not (part[0].isalpha() or part[0] == "_")

@@ -174,7 +174,7 @@ def _bad_frames(stamp: int) -> list:
             broken_header]
 
 
-def _soak(feed, n_frames: int, clock: Clock, fps: float = 30.0) -> int:
+def _soak(feed, n_frames: int, clock: FakeClock, fps: float = 30.0) -> int:
     """Feed ``n_frames`` frames at ``fps`` (fake clock); traced bytes grown after warm-up."""
     warm = n_frames // 10
     for k in range(warm):
