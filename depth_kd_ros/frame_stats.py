@@ -99,6 +99,17 @@ class ThrottledLog:
             self.log.info(text)
 
 
+def stamp_age_ms(stamp: int, now_ns: int | None, log: ThrottledLog, what: str
+                 ) -> float | None:
+    """Stamp-to-publish age of ``what`` in ms (None without ``now_ns``); an unstamped one
+    (stamp 0) gets a throttled warning and None, so it cannot skew the age statistics."""
+    if stamp == 0:
+        log("warning", f"{what} has header stamp 0 (the driver does not stamp images): "
+                       f"published with stamp 0, its age is not measured", key="zero stamp")
+        return None
+    return (now_ns - stamp) / 1e6 if now_ns is not None else None
+
+
 class FrameStats:
     """Counts and rolling timings of a node's frames.
 

@@ -25,7 +25,7 @@ from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction
 from depth_kd_ros import conversions as cv
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind)
+                                      fault_kind, stamp_age_ms)
 from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
 
 
@@ -146,17 +146,9 @@ class MonoDepthCore:
             self._drop(msg, exc)
             return {}
         self.stats.record((self.clock() - t0) * 1e3, pred.timings_ms["inference"],
-                          self._age_ms(stamp, now_ns))
+                          stamp_age_ms(stamp, now_ns, self.log,
+                                       f"frame on '{self.topic}'"))
         return out
-
-    def _age_ms(self, stamp: int, now_ns: int | None) -> float | None:
-        """Stamp-to-publish age; None (and a throttled warning) for an unstamped frame."""
-        if stamp == 0:
-            self.log("warning", f"frame on '{self.topic}' has header stamp 0 (the driver does "
-                                f"not stamp images): published with stamp 0, its age is not "
-                                f"measured", key="zero stamp")
-            return None
-        return (now_ns - stamp) / 1e6 if now_ns is not None else None
 
     def _drop(self, msg: Any, exc: Exception) -> None:
         try:

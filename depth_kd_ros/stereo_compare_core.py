@@ -46,7 +46,7 @@ from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
 from depth_kd_ros import conversions as cv
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind)
+                                      fault_kind, stamp_age_ms)
 from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
 from depth_kd_ros.stamp_sync import StampSync
 
@@ -209,13 +209,7 @@ class StereoCompareCore:
         except Exception as exc:  # noqa: BLE001 - a bad pair must never kill the node
             self._drop(left, exc)
             return {}
-        if stamp == 0:
-            self.log("warning", f"pair on '{self.topic}' has header stamp 0 (the driver does "
-                                f"not stamp images): published with stamp 0, its age is not "
-                                f"measured", key="zero stamp")
-            age = None
-        else:
-            age = (now_ns - stamp) / 1e6 if now_ns is not None else None
+        age = stamp_age_ms(stamp, now_ns, self.log, f"pair on '{self.topic}'")
         self.stats.record((self.clock() - t0) * 1e3, infer_ms, age)
         return out
 
