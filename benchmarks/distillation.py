@@ -101,7 +101,8 @@ def test_set(profile: Profile, stereo: bool, seed: int = 1000):
 def baselines(profile: Profile) -> dict:
     """The no-image prior (per-pixel mean log-depth of the training scenes' rendered depth)
     and the constant, scored like a model: ``{name: {crop: summary}}``; also the prior
-    median-scaled per image, the protocol of the relative-depth (video-trained) students."""
+    median-scaled per image, the protocol of the relative-depth (video-trained) students.
+    """
     train = build_datasets(DataCfg(height=profile.height, width=profile.width, augment=dataclasses
                                    .replace(DataCfg().augment, enabled=False),
                                    synthetic=SyntheticSourceCfg(scenes=profile.train_scenes,
@@ -140,7 +141,8 @@ def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Pro
         eval_out: Path | None, threads: int = 0) -> dict:
     """One unit of work, run in this process or a pool worker: train ``recipe`` (or take
     ``ckpt`` when recipe is None) and score the result into ``eval_out`` (None: no scoring).
-    Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets torch's intra-op threads."""
+    Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets torch's intra-op threads.
+    """
     if threads:
         torch.set_num_threads(threads)
     log: list[str] = []
@@ -173,7 +175,8 @@ def _student(name: str, profile: Profile) -> list[str]:
 
 class _Run:
     """The job graph of one benchmark run: teachers once, then per seed a twin and a KD
-    student; ``results[name]`` fills in as jobs finish (see ``distillation_report``)."""
+    student; ``results[name]`` fills in as jobs finish (see ``distillation_report``).
+    """
 
     def __init__(self, names: list[str], profile: Profile, out: Path, log: list[str],
                  jobs: int) -> None:
@@ -284,7 +287,8 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
 def default_jobs(profile: Profile) -> int:
     """The profile's ``jobs``, else: two single-threaded trainings beat one two-threaded one on
     a small CPU (the small profile's convolutions are too small to keep two threads busy); one
-    job on a GPU."""
+    job on a GPU.
+    """
     if profile.jobs:
         return profile.jobs
     if torch.cuda.is_available():

@@ -58,7 +58,8 @@ def verdict(kd: dict, ref: dict, key: str) -> str:
     """How ``kd`` compares with ``ref`` on ``key``: "win", "win within spread" or "loss".
 
     A win is beyond the spread when the mean margin exceeds the sum of both seed stds (with one
-    seed there is no spread to compare against: "win (1 seed)")."""
+    seed there is no spread to compare against: "win (1 seed)").
+    """
     a, b = mean_of(kd, key), mean_of(ref, key)
     better = a > b if key in HIGHER_IS_BETTER else a < b
     if not better:
@@ -108,7 +109,8 @@ def prior_for(r: dict, crop: str, trivial: dict) -> dict | None:
 
 def verdict_table(results: list[dict], crop: str, trivial: dict) -> list[str]:
     """Per method: gap closed, KD against no-KD and against the prior on the judged metrics
-    (the median-scaled prior for median-scaled students)."""
+    (the median-scaled prior for median-scaled students).
+    """
     lines = ["| method | gap closed (AbsRel) | KD vs no-KD: AbsRel / RMSE / δ1 | "
              "KD vs no-image prior: AbsRel / RMSE / δ1 |", "|---|---|---|---|"]
     for r in results:

@@ -189,7 +189,8 @@ def _row(r: dict) -> str:
 
 def transport_check(env: dict) -> None:
     """Best-effort rgb8 frames delivered between two processes, default transports vs the
-    package's Fast DDS profile (30 frames at 30 Hz per case)."""
+    package's Fast DDS profile (30 frames at 30 Hz per case).
+    """
     print("| image | Fast DDS profile | frames received |\n|---|---|---|")
     for profile in ("", str(PROFILE)):
         for h, w in ((480, 640), (720, 1280)):

@@ -64,7 +64,8 @@ class BagInferResult:
 
 def to_ros2(msg: Any) -> Any:
     """A ROS 2 (Humble) copy of a rosbags message from any bag (ROS 1 fields renamed or
-    dropped: ``Header.seq`` goes, CameraInfo ``D, K, R, P`` become ``d, k, r, p``)."""
+    dropped: ``Header.seq`` goes, CameraInfo ``D, K, R, P`` become ``d, k, r, p``).
+    """
     cls = TS.types[msg.__msgtype__]
     values = {}
     for f in dataclasses.fields(cls):
@@ -90,7 +91,8 @@ def _namespace(ns: str) -> str:
 def resolve_topics(reader: BagReader, image_topic: str | None, info_topic: str | None
                    ) -> tuple[str, str | None]:
     """The image topic (the bag's only one when not given) and its camera_info topic
-    ("" = none, None = by ROS convention)."""
+    ("" = none, None = by ROS convention).
+    """
     topics = reader.topics()
     images = sorted(t for t, (typ, _) in topics.items() if typ in IMAGE_TYPES)
     if image_topic is None:
@@ -350,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (``depth_kd_bag_infer``); returns the exit status (2: a bag,
-    checkpoint or output problem, named in one line on stderr)."""
+    checkpoint or output problem, named in one line on stderr).
+    """
     args = _parser().parse_args(argv)
     return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.bag_infer")
 

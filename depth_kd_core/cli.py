@@ -86,7 +86,8 @@ class _StderrHandler(logging.StreamHandler):
 
 def setup_cli_logging(level: int = logging.INFO) -> None:
     """Show depth_kd's own log records (data summaries, skipped frames, cache rebuilds) on
-    stderr as ``[depth_kd] message`` lines; other libraries keep their settings."""
+    stderr as ``[depth_kd] message`` lines; other libraries keep their settings.
+    """
     log = logging.getLogger("depth_kd_core")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         handler = _StderrHandler()

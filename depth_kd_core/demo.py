@@ -158,7 +158,8 @@ def _run(args, out: Path) -> dict:
 
 def _train_students(args, out: Path, train_bag: Path, teacher: Path, n: int) -> dict[str, Path]:
     """The TIE-KD student and, with --oracle, the same student on the rendered depth (same
-    steps and optimiser): {report row: last checkpoint}."""
+    steps and optimiser): {report row: last checkpoint}.
+    """
     print(f"[3/{n}] distilling a monocular student with TIE-KD ({args.steps} steps)",
           flush=True)
     common = [f"trainer.max_steps={args.steps}", "trainer.val_every_epochs=1000", *STUDENT,

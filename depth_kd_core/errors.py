@@ -45,7 +45,8 @@ class CheckpointError(DepthKDError, ValueError):
 
 class OutputError(DepthKDError, OSError):
     """An output cannot be written: read-only place, a file in the way, an existing run or bag
-    that would be replaced without being asked to."""
+    that would be replaced without being asked to.
+    """
 
     def __str__(self) -> str:  # OSError formats one argument as itself; keep that for all
         return str(self.args[0]) if self.args else ""

@@ -91,7 +91,8 @@ class EvalCfg:
 @dataclass
 class EvaluateConfig:
     """``eval`` (protocol), ``data`` (what is scored) and ``model``: the configuration of a
-    model named by ``eval.model`` (``--model``), e.g. ``model.num_disparities=128``."""
+    model named by ``eval.model`` (``--model``), e.g. ``model.num_disparities=128``.
+    """
 
     eval: EvalCfg = field(default_factory=EvalCfg)
     data: DataCfg = field(default_factory=lambda: DataCfg(augment=_no_augment()))
@@ -122,7 +123,8 @@ class Predictor:
              ) -> "Predictor":
         """``spec``: a checkpoint path (.pt, or an exported .onnx / .ts), or the name of a
         registered model without weights, built from ``cfg`` when given (the ``model``
-        section: ``model.num_disparities=128``)."""
+        section: ``model.num_disparities=128``).
+        """
         if Path(spec).is_file():
             model = load_network(spec)
         else:

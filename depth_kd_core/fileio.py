@@ -81,7 +81,8 @@ def remove_stale_temps(folder: str | Path, name: str) -> list[Path]:
 
 def ensure_dir(path: str | Path, what: str) -> Path:
     """Create folder ``path`` (and parents) or raise :class:`OutputError` naming it and ``what``
-    it is for: a read-only mount, a missing permission or a file in the way."""
+    it is for: a read-only mount, a missing permission or a file in the way.
+    """
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,8 @@ def select_device(device: str | torch.device | None, local_rank: int | None = No
 
 def auto_threads() -> int:
     """Half the CPU cores this process may use, at least 1 (leaves room for the neighbours a
-    robot's computer always has: drivers, other nodes)."""
+    robot's computer always has: drivers, other nodes).
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -1,7 +1,8 @@
 """Export (issue 16 part 2): every student's ONNX graph equals its PyTorch model (depth and
 sigma, max relative difference <= 1e-3 on rendered street views), the exported file carries
 its deployment metadata, DepthEstimator and the node load it exactly as the .pt, TorchScript
-and dynamic batch work, and bad files or outputs fail with one line naming them."""
+and dynamic batch work, and bad files or outputs fail with one line naming them.
+"""
 
 from __future__ import annotations
 

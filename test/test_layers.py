@@ -146,7 +146,8 @@ def test_dpm_bins_expectation_and_spread():
 
 def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
     """The head's bins-last layout computes exactly softmax(conv, dim=1) -> expectation ->
-    two-pass spread (float64, so any difference is a formula difference, not rounding)."""
+    two-pass spread (float64, so any difference is a formula difference, not rounding).
+    """
     head = DPMHead(6, 33, 0.5, 40.0).double()
     x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
     out = head(x)
@@ -166,7 +167,8 @@ def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
 
 def test_dpm_head_sigma_of_a_peaked_far_dpm_is_exact_in_float32():
     """A DPM almost all on one far bin: sigma ~ 0.03 m at ~75 m. E[c^2] - E[c]^2 in float32
-    loses every digit here; the head's two-pass spread stays within 1e-4 of float64."""
+    loses every digit here; the head's two-pass spread stays within 1e-4 of float64.
+    """
     head = DPMHead(1, 257)
     with torch.no_grad():
         head.conv.weight.zero_()

@@ -1,5 +1,6 @@
 """The classical teacher: dense SGBM (border padding, left-right check, WLS hole filling,
-per-pixel confidence) and its raw mode, on synthetic stereo frames with exact depth."""
+per-pixel confidence) and its raw mode, on synthetic stereo frames with exact depth.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The training loop: every recipe learns, teachers stay frozen, runs resume exactly,
-two torchrun processes agree, and config mistakes are reported by key."""
+two torchrun processes agree, and config mistakes are reported by key.
+"""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ def focal_depth_loss(teacher: torch.Tensor, student: torch.Tensor,
                      mask: torch.Tensor | None = None, alpha: float = FOCAL_ALPHA,
                      gamma: float = FOCAL_GAMMA, eps: float = 1e-6) -> torch.Tensor:
     """eq. 4-5: p_d = 1 - mean_i |(d^t_i - d^s_i) / d^t_i| per image, clamped to [eps, 1];
-    L = -alpha (1 - p_d)^gamma log p_d, averaged over the batch. Depths (B, 1, H, W) metres."""
+    L = -alpha (1 - p_d)^gamma log p_d, averaged over the batch. Depths (B, 1, H, W) metres.
+    """
     rel = ((teacher - student) / teacher.clamp_min(1e-6)).abs()
     if mask is None:
         mask = teacher > 0

@@ -17,7 +17,8 @@ SDFA_PERCEPTUAL_WEIGHT = 0.01
 def photometric_mask(err_raw: torch.Tensor, err_distilled: torch.Tensor, t1: float = PHOTO_T1,
                      t2: float = PHOTO_T2) -> torch.Tensor:
     """eq. 11: M_p = [e(I~^r) < e(I~^d) + t1] * [e(I~^r) < t2] — trust the raw depth only where
-    it reconstructs the left image better than the distilled one and well in absolute terms."""
+    it reconstructs the left image better than the distilled one and well in absolute terms.
+    """
     return ((err_raw < err_distilled + t1) & (err_raw < t2)).to(err_raw.dtype)
 
 

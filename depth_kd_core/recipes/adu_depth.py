@@ -33,7 +33,8 @@ from depth_kd_core.recipes.supervised import SupervisedCfg, supervised_loss
 @dataclass
 class AduDepthCfg(SupervisedCfg):
     """Attributes: loss weights of eq. 9; focal_alpha/gamma (METHODS §0); kv_stride pools the
-    attention adapters' keys/values on the two finest levels (large inputs)."""
+    attention adapters' keys/values on the two finest levels (large inputs).
+    """
 
     w_umr: float = ADU_W_UMR
     w_umf: float = ADU_W_UMF

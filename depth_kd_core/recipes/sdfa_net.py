@@ -38,7 +38,8 @@ from depth_kd_core.recipes.selfsup_stereo import SelfsupStereo, SelfsupStereoCfg
 @dataclass
 class SdfaNetCfg(SelfsupStereoCfg):
     """Attributes: distill_from_epoch (paper: 25 of 50); distill_from_step overrides it when
-    >= 0; loss weights and mask thresholds of eq. 11-18."""
+    >= 0; loss weights and mask thresholds of eq. 11-18.
+    """
 
     distill_from_epoch: int = 25
     distill_from_step: int = -1

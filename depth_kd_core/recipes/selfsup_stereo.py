@@ -29,7 +29,8 @@ class SelfsupStereoCfg(RecipeCfg):
     image is never the right explanation and, early on, would mask out every pixel.
     perceptual: VGG19 weights for SDFA's perceptual term ("imagenet" downloads them, "random"
     is for offline tests, "none" drops the term); smooth_weight for the volume path (SDFA:
-    0.0008)."""
+    0.0008).
+    """
 
     automask: bool = False
     perceptual: str = "none"

@@ -21,7 +21,8 @@ from depth_kd_core.recipes.registry import register_recipe
 @dataclass
 class SupervisedCfg(RecipeCfg):
     """Attributes: loss; smooth_weight (DACNN alpha = 0.01 on depth, 0 = off);
-    silog_min_depth (NeWCRFs trains SILog on gt > 1 m)."""
+    silog_min_depth (NeWCRFs trains SILog on gt > 1 m).
+    """
 
     loss: Literal["l1", "silog"] = "silog"
     smooth_weight: float = 0.0

@@ -1,5 +1,6 @@
 """Teacher recipes without a depth loss of their own: ``sgbm`` (nothing to train) and
-``segmentation`` (X-Distill's teacher trained on semantic labels)."""
+``segmentation`` (X-Distill's teacher trained on semantic labels).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from depth_kd_core.recipes.registry import register_recipe
 @register_recipe("sgbm", RecipeCfg)
 class Sgbm(Recipe):
     """The classical stereo teacher: no training; the trainer validates it and writes a
-    checkpoint (config only) that KD recipes can name as their teacher."""
+    checkpoint (config only) that KD recipes can name as their teacher.
+    """
 
     DEFAULT_STUDENT = "sgbm_teacher"
     NEEDS = frozenset({"right", "baseline"})
@@ -30,7 +32,8 @@ class Sgbm(Recipe):
 
     def validation_metrics(self, batch: dict, out: dict):
         """Depth metrics where SGBM found a match (its holes are reported as coverage); on
-        data without ground truth, the coverage alone."""
+        data without ground truth, the coverage alone.
+        """
         from depth_kd_core.recipes.validation import depth_validation
 
         coverage = float(out["valid"].mean())

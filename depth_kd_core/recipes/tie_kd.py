@@ -28,7 +28,8 @@ class TieKDCfg(RecipeCfg):
     """Attributes: sigma (metres), alpha, scale (eq. 4); dpm_mode ("softmax_pdf" reproduces the
     released code, "normalized" is a proper Gaussian over bins); crop_top rows left out of the
     losses (KITTI 352-high crops: 110); confidence_weight: weight the KL term per pixel by the
-    teacher's ``confidence`` output (the teacher must declare one)."""
+    teacher's ``confidence`` output (the teacher must declare one).
+    """
 
     sigma: float = TIEKD_SIGMA_M
     alpha: float = TIEKD_ALPHA

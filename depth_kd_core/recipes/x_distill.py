@@ -38,7 +38,8 @@ class D2SNet(nn.Module):
 @dataclass
 class XDistillCfg(SelfsupMonoCfg):
     """Attributes: d2s_width; d2s_final_weight (lambda_D2S at the end of training);
-    ramp: linear ramp (paper) or constant weight (ablation)."""
+    ramp: linear ramp (paper) or constant weight (ablation).
+    """
 
     d2s_width: int = D2S_WIDTH
     d2s_final_weight: float = D2S_FINAL_WEIGHT
