@@ -51,7 +51,7 @@ from depth_kd_core.runtime import select_device as pick_device
 
 
 def _pose_encoder(profile: Profile) -> list[str]:
-    """The pose network uses the depth student's encoder."""
+    """Return the overrides that give the pose network the depth student's encoder."""
     enc = [o for o in profile.models.get("monodepth_student", []) if o.startswith("encoder=")]
     return [f"recipe.pose_{enc[0]}"] if enc else []
 
@@ -99,9 +99,12 @@ def test_set(profile: Profile, stereo: bool, seed: int = 1000):
 
 
 def baselines(profile: Profile) -> dict:
-    """The no-image prior (per-pixel mean log-depth of the training scenes' rendered depth)
-    and the constant, scored like a model: ``{name: {crop: summary}}``; also the prior
-    median-scaled per image, the protocol of the relative-depth (video-trained) students."""
+    """Score the no-image prior and the constant like a model: ``{name: {crop: summary}}``.
+
+    The prior is the per-pixel mean log-depth of the training scenes' rendered depth; it is
+    also scored median-scaled per image, the protocol of the relative-depth (video-trained)
+    students.
+    """
     train = build_datasets(DataCfg(height=profile.height, width=profile.width, augment=dataclasses
                                    .replace(DataCfg().augment, enabled=False),
                                    synthetic=SyntheticSourceCfg(scenes=profile.train_scenes,
@@ -131,16 +134,19 @@ def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
 
 
 def teacher_owner(name: str) -> tuple[str, Method]:
-    """The method whose teacher ``name`` distils from (itself unless ``teacher_from``)."""
+    """Return the method whose teacher ``name`` distils from (itself unless ``teacher_from``)."""
     owner = METHODS[name].teacher_from or name
     return owner, METHODS[owner]
 
 
 def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Profile,
         eval_out: Path | None, threads: int = 0) -> dict:
-    """One unit of work, run in this process or a pool worker: train ``recipe`` (or take
-    ``ckpt`` when recipe is None) and score the result into ``eval_out`` (None: no scoring).
-    Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets torch's intra-op threads."""
+    """Run one unit of work, in this process or a pool worker.
+
+    Train ``recipe`` (or take ``ckpt`` when recipe is None) and score the result into
+    ``eval_out`` (None: no scoring). Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets
+    torch's intra-op threads.
+    """
     if threads:
         torch.set_num_threads(threads)
     log: list[str] = []
@@ -172,8 +178,10 @@ def _student(name: str, profile: Profile) -> list[str]:
 
 
 class _Run:
-    """The job graph of one benchmark run: teachers once, then per seed a twin and a KD
-    student; ``results[name]`` fills in as jobs finish (see ``distillation_report``)."""
+    """The job graph of one benchmark run: teachers once, then per seed a twin and a KD student.
+
+    ``results[name]`` fills in as jobs finish (see ``distillation_report``).
+    """
 
     def __init__(self, names: list[str], profile: Profile, out: Path, log: list[str],
                  jobs: int) -> None:
@@ -282,9 +290,11 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
 
 
 def default_jobs(profile: Profile) -> int:
-    """The profile's ``jobs``, else: two single-threaded trainings beat one two-threaded one on
-    a small CPU (the small profile's convolutions are too small to keep two threads busy); one
-    job on a GPU."""
+    """Return the profile's ``jobs``, else 2 on a CPU and 1 on a GPU.
+
+    Two single-threaded trainings beat one two-threaded one on a small CPU (the small
+    profile's convolutions are too small to keep two threads busy); one job on a GPU.
+    """
     if profile.jobs:
         return profile.jobs
     if torch.cuda.is_available():
@@ -337,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_profile(args: argparse.Namespace) -> Profile:
-    """The profile named by ``--profile`` with the command line's knobs applied."""
+    """Return the profile named by ``--profile`` with the command line's knobs applied."""
     profile = PROFILES[args.profile]
     knobs: dict = {}
     if args.steps:

@@ -40,7 +40,7 @@ def aggregate(runs: dict, part: str) -> dict:
 
 
 def mean_of(scores: dict, key: str) -> float:
-    """The value of ``key`` in a summary or the mean of a stats entry."""
+    """Return the value of ``key`` in a summary or the mean of a stats entry."""
     v = scores[key]
     return v["mean"] if isinstance(v, dict) else v
 
@@ -58,7 +58,8 @@ def verdict(kd: dict, ref: dict, key: str) -> str:
     """How ``kd`` compares with ``ref`` on ``key``: "win", "win within spread" or "loss".
 
     A win is beyond the spread when the mean margin exceeds the sum of both seed stds (with one
-    seed there is no spread to compare against: "win (1 seed)")."""
+    seed there is no spread to compare against: "win (1 seed)").
+    """
     a, b = mean_of(kd, key), mean_of(ref, key)
     better = a > b if key in HIGHER_IS_BETTER else a < b
     if not better:
@@ -101,14 +102,17 @@ PRIOR, PRIOR_MEDIAN = "no-image prior", "no-image prior, median-scaled"
 
 
 def prior_for(r: dict, crop: str, trivial: dict) -> dict | None:
-    """The prior a student is judged against: median-scaled when the student is."""
+    """Return the prior a student is judged against: median-scaled when the student is."""
     name = PRIOR_MEDIAN if r["kd"][crop].get("median_scaling") else PRIOR
     return trivial.get(name)
 
 
 def verdict_table(results: list[dict], crop: str, trivial: dict) -> list[str]:
-    """Per method: gap closed, KD against no-KD and against the prior on the judged metrics
-    (the median-scaled prior for median-scaled students)."""
+    """Return the verdict table: per method, gap closed, KD against no-KD and against the prior.
+
+    KD is compared on the judged metrics, against the median-scaled prior for median-scaled
+    students.
+    """
     lines = ["| method | gap closed (AbsRel) | KD vs no-KD: AbsRel / RMSE / δ1 | "
              "KD vs no-image prior: AbsRel / RMSE / δ1 |", "|---|---|---|---|"]
     for r in results:
@@ -134,7 +138,7 @@ def summary_line(results: list[dict], crop: str) -> str:
 
 
 def report(results: list[dict], header: str, trivial: dict | None = None) -> str:
-    """The markdown report: per protocol a metric table and a verdict table."""
+    """Return the markdown report: per protocol a metric table and a verdict table."""
     trivial = trivial or {}
     lines = [header]
     for crop in CROPS:

@@ -79,7 +79,7 @@ def _time(fn, x: torch.Tensor, warmup: int, repeat: int, sync) -> float:
 
 
 def _runners(ckpt: Path, backends: list[str], folder: Path, device: torch.device) -> dict:
-    """backend name -> callable(x) returning the output dict."""
+    """Return {backend name: callable(x) returning the output dict}."""
     from depth_kd_core.models.registry import model_from_checkpoint
 
     model, _ = model_from_checkpoint(ckpt, "cpu")
@@ -114,7 +114,7 @@ def _cuda_runners(ckpt: Path, model: torch.nn.Module, folder: Path) -> dict:
 
 
 def _cuda_graph(fn):
-    """fn captured in a CUDA graph on its first call's input shape, replayed afterwards."""
+    """Return fn captured in a CUDA graph on its first call's input shape, replayed afterwards."""
     state: dict = {}
 
     def run(x):

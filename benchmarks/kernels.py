@@ -62,7 +62,7 @@ class Case:
 
 
 def cases(quick: bool, impls: list[str]) -> list[Case]:
-    """The rows of the table, in print order."""
+    """Return the rows of the table, in print order."""
     h8, w8 = FULL_RES[0] // 8, FULL_RES[1] // 8
     h4, w4 = FULL_RES[0] // 4, FULL_RES[1] // 4
     if quick:

@@ -50,7 +50,7 @@ def _setup_env() -> dict[str, str]:
 
 
 def make_checkpoint(path: Path) -> Path:
-    """A TIE-KD student (tie_kd_quick's architecture) at NET_SIZE with random weights."""
+    """Write a TIE-KD student (tie_kd_quick's architecture) at NET_SIZE with random weights."""
     import torch
 
     from depth_kd_core.checkpoint import save_checkpoint
@@ -188,8 +188,10 @@ def _row(r: dict) -> str:
 
 
 def transport_check(env: dict) -> None:
-    """Best-effort rgb8 frames delivered between two processes, default transports vs the
-    package's Fast DDS profile (30 frames at 30 Hz per case)."""
+    """Count best-effort rgb8 frames delivered between two processes.
+
+    Default transports vs the package's Fast DDS profile (30 frames at 30 Hz per case).
+    """
     print("| image | Fast DDS profile | frames received |\n|---|---|---|")
     for profile in ("", str(PROFILE)):
         for h, w in ((480, 640), (720, 1280)):
@@ -205,7 +207,7 @@ def transport_check(env: dict) -> None:
 
 
 def _receive(size: str, send: bool = False) -> None:
-    """Helper process of :func:`transport_check` (receiver, which starts the sender)."""
+    """Run the helper process of :func:`transport_check` (receiver, which starts the sender)."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image

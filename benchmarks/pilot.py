@@ -33,7 +33,7 @@ KEYS = ("abs_rel", "sq_rel", "rmse", "a1")
 
 
 def pilot_overrides(args: argparse.Namespace, profile: bench.Profile) -> tuple[str, list[str]]:
-    """The recipe and the benchmark's overrides for the asked student, plus the extras."""
+    """Return the recipe and the benchmark's overrides for the asked student, plus the extras."""
     m = bench.METHODS[args.method]
     if args.part == "kd":
         lr = profile.kd_lr.get(args.method, profile.method_lr.get(args.method))

@@ -63,8 +63,11 @@ class BagInferResult:
 
 
 def to_ros2(msg: Any) -> Any:
-    """A ROS 2 (Humble) copy of a rosbags message from any bag (ROS 1 fields renamed or
-    dropped: ``Header.seq`` goes, CameraInfo ``D, K, R, P`` become ``d, k, r, p``)."""
+    """Return a ROS 2 (Humble) copy of a rosbags message from any bag.
+
+    ROS 1 fields are renamed or dropped: ``Header.seq`` goes, CameraInfo ``D, K, R, P``
+    become ``d, k, r, p``.
+    """
     cls = TS.types[msg.__msgtype__]
     values = {}
     for f in dataclasses.fields(cls):
@@ -89,8 +92,10 @@ def _namespace(ns: str) -> str:
 
 def resolve_topics(reader: BagReader, image_topic: str | None, info_topic: str | None
                    ) -> tuple[str, str | None]:
-    """The image topic (the bag's only one when not given) and its camera_info topic
-    ("" = none, None = by ROS convention)."""
+    """Return the image topic (the bag's only one when not given) and its camera_info topic.
+
+    For the camera_info topic, "" = none, None = by ROS convention.
+    """
     topics = reader.topics()
     images = sorted(t for t, (typ, _) in topics.items() if typ in IMAGE_TYPES)
     if image_topic is None:
@@ -136,7 +141,7 @@ class _Job:
 
 
 def _frame_outputs(job: _Job, msg: Any, calib: CameraCalibration | None) -> dict[str, Any]:
-    """The output messages of one image: the node's builder, topics under the namespace."""
+    """Return the output messages of one image: the node's builder, topics under the namespace."""
     rgb = mc.msg_to_rgb8(msg, job.image_topic)
     result = frame_outputs(job.estimator, TS.types, msg.header, rgb, calib, job.options,
                            source=job.info_topic or "camera_info")
@@ -148,7 +153,7 @@ def _frame_outputs(job: _Job, msg: Any, calib: CameraCalibration | None) -> dict
 
 
 def _calibration(msg: Any, topic: str) -> CameraCalibration | None:
-    """A bag CameraInfo, or None (warned) when it is uncalibrated (K = 0), as in the node."""
+    """Return a bag CameraInfo, or None (warned) if it is uncalibrated (K = 0), as in the node."""
     try:
         return check_calibrated(CameraCalibration.from_msg(msg, topic), f"camera_info '{topic}'")
     except DepthKDError as exc:
@@ -157,7 +162,7 @@ def _calibration(msg: Any, topic: str) -> CameraCalibration | None:
 
 
 def _first_calibration(reader: BagReader, info_topic: str | None) -> CameraCalibration | None:
-    """The bag's first CameraInfo, for images logged before any camera_info."""
+    """Return the bag's first CameraInfo, for images logged before any camera_info."""
     if info_topic is None:
         return None
     for _, _, msg in _messages(reader, [info_topic], []):
@@ -267,7 +272,10 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def _is_rosbag2_folder(path: Path) -> bool:
-    """A folder holding only what a rosbag2 writer makes: metadata.yaml and its storage files."""
+    """Return whether ``path`` is a folder holding only what a rosbag2 writer makes.
+
+    That is: metadata.yaml and its storage files.
+    """
     if not path.is_dir() or not (path / "metadata.yaml").is_file():
         return False
     return all(p.is_file() and (p.name == "metadata.yaml" or p.suffix in (".mcap", ".db3"))
@@ -275,9 +283,11 @@ def _is_rosbag2_folder(path: Path) -> bool:
 
 
 def check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse any OUT whose writing could lose data: the input itself, a folder holding the
-    input, a path inside the input, an existing OUT without ``overwrite``, and (even with it)
-    an existing OUT that is not a rosbag2 bag folder.
+    """Refuse any OUT whose writing could lose data.
+
+    That is: the input itself, a folder holding the input, a path inside the input, an
+    existing OUT without ``overwrite``, and (even with it) an existing OUT that is not a
+    rosbag2 bag folder.
 
     Raises:
         OutputError: naming OUT and what to do.
@@ -349,8 +359,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point (``depth_kd_bag_infer``); returns the exit status (2: a bag,
-    checkpoint or output problem, named in one line on stderr)."""
+    """Run the console entry point (``depth_kd_bag_infer``); return the exit status.
+
+    The status is 2 for a bag, checkpoint or output problem, named in one line on stderr.
+    """
     args = _parser().parse_args(argv)
     return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.bag_infer")
 

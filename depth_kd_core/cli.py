@@ -24,7 +24,7 @@ _WORKER_WRAP = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.", re.
 
 
 def error_message(exc: BaseException) -> str:
-    """The one-line user message of ``exc``.
+    """Return the one-line user message of ``exc``.
 
     A :class:`DepthKDError` raised inside a DataLoader worker reaches the main process wrapped
     by torch (``Caught BagError in DataLoader worker process 0. Original Traceback ...``);
@@ -85,8 +85,11 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def setup_cli_logging(level: int = logging.INFO) -> None:
-    """Show depth_kd's own log records (data summaries, skipped frames, cache rebuilds) on
-    stderr as ``[depth_kd] message`` lines; other libraries keep their settings."""
+    """Show depth_kd's own log records on stderr as ``[depth_kd] message`` lines.
+
+    These are data summaries, skipped frames, cache rebuilds; other libraries keep their
+    settings.
+    """
     log = logging.getLogger("depth_kd_core")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         handler = _StderrHandler()

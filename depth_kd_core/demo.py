@@ -85,7 +85,7 @@ def _evaluate(spec: str, teacher: str, test_bag: Path, out: Path, prior: DepthPr
 
 
 def _prior(train_bag: Path) -> DepthPrior:
-    """The no-image prior from the training drive's rendered depth (what a fixed map gets)."""
+    """Fit the no-image prior on the training drive's rendered depth (what a fixed map gets)."""
     data = DataCfg(source="rosbag", height=HEIGHT, width=WIDTH,
                    rosbag=RosbagSourceCfg(path=str(train_bag), right_topic="",
                                           depth_topic=TOPICS.depth))
@@ -157,8 +157,10 @@ def _run(args, out: Path) -> dict:
 
 
 def _train_students(args, out: Path, train_bag: Path, teacher: Path, n: int) -> dict[str, Path]:
-    """The TIE-KD student and, with --oracle, the same student on the rendered depth (same
-    steps and optimiser): {report row: last checkpoint}."""
+    """Train the TIE-KD student and, with --oracle, the same student on the rendered depth.
+
+    The oracle gets the same steps and optimiser. Returns {report row: last checkpoint}.
+    """
     print(f"[3/{n}] distilling a monocular student with TIE-KD ({args.steps} steps)",
           flush=True)
     common = [f"trainer.max_steps={args.steps}", "trainer.val_every_epochs=1000", *STUDENT,

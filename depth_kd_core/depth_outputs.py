@@ -1,5 +1,7 @@
-"""The outgoing messages of one camera frame: the one builder of ``mono_depth_node`` and
-``bag_infer`` (same depth, same calibration rule, same NaN rules, same message fields).
+"""The outgoing messages of one camera frame: one builder for the node and ``bag_infer``.
+
+``mono_depth_node`` and ``bag_infer`` share it: same depth, same calibration rule, same NaN
+rules, same message fields.
 
 Outputs (names relative to the node or to ``bag_infer --out-namespace``):
 
@@ -144,7 +146,7 @@ def _mask_sigma(estimator: DepthEstimator, pred: DepthPrediction, max_sigma: flo
 def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | None,
                         size: tuple[int, int], notes: list[tuple[str, str]]
                         ) -> CameraCalibration | None:
-    """The camera at the published size, or the training camera when there is none."""
+    """Return the camera at the published size, or the training camera when there is none."""
     h, w = size
     if calib is not None:
         return calib.scaled_to(h, w)

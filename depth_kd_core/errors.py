@@ -32,7 +32,7 @@ class DataError(DepthKDError, ValueError):
 
 
 class BagError(DataError):
-    """A bag cannot be read: missing topic, corrupt chunk, nothing synchronised…"""
+    """A bag cannot be read (missing topic, corrupt chunk, nothing synchronised …)."""
 
 
 class ImageError(DataError):
@@ -44,8 +44,11 @@ class CheckpointError(DepthKDError, ValueError):
 
 
 class OutputError(DepthKDError, OSError):
-    """An output cannot be written: read-only place, a file in the way, an existing run or bag
-    that would be replaced without being asked to."""
+    """An output cannot be written.
+
+    A read-only place, a file in the way, or an existing run or bag that would be replaced
+    without being asked to.
+    """
 
     def __str__(self) -> str:  # OSError formats one argument as itself; keep that for all
         return str(self.args[0]) if self.args else ""

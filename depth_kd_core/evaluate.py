@@ -1,7 +1,7 @@
-"""Evaluate a checkpoint (or a classical teacher) on a dataset: python -m depth_kd_core.evaluate
+r"""Evaluate a checkpoint (or a classical teacher) on a dataset.
 
     python -m depth_kd_core.evaluate --checkpoint runs/x/checkpoints/best.pt
-    python -m depth_kd_core.evaluate --checkpoint student.pt --teacher teacher.pt \\
+    python -m depth_kd_core.evaluate --checkpoint student.pt --teacher teacher.pt \
         data.source=kitti data.kitti.root=/data/kitti ... eval.crop=garg
     python -m depth_kd_core.evaluate --model sgbm_teacher model.num_disparities=128
 
@@ -90,8 +90,11 @@ class EvalCfg:
 
 @dataclass
 class EvaluateConfig:
-    """``eval`` (protocol), ``data`` (what is scored) and ``model``: the configuration of a
-    model named by ``eval.model`` (``--model``), e.g. ``model.num_disparities=128``."""
+    """The evaluation settings: ``eval`` (protocol), ``data`` (what is scored) and ``model``.
+
+    ``model`` is the configuration of a model named by ``eval.model`` (``--model``), e.g.
+    ``model.num_disparities=128``.
+    """
 
     eval: EvalCfg = field(default_factory=EvalCfg)
     data: DataCfg = field(default_factory=lambda: DataCfg(augment=_no_augment()))
@@ -120,9 +123,12 @@ class Predictor:
     @classmethod
     def load(cls, spec: str, device: torch.device, cfg: ModelCfg | None = None
              ) -> "Predictor":
-        """``spec``: a checkpoint path (.pt, or an exported .onnx / .ts), or the name of a
+        """Load the predictor named by ``spec``.
+
+        ``spec``: a checkpoint path (.pt, or an exported .onnx / .ts), or the name of a
         registered model without weights, built from ``cfg`` when given (the ``model``
-        section: ``model.num_disparities=128``)."""
+        section: ``model.num_disparities=128``).
+        """
         if Path(spec).is_file():
             model = load_network(spec)
         else:

@@ -81,8 +81,11 @@ def compare(exported: torch.Tensor, reference: torch.Tensor) -> tuple[float, flo
 
 def parity_images(height: int, width: int, paths: list[str | Path] | None = None
                   ) -> list[torch.Tensor]:
-    """(1, 3, height, width) RGB batches in [0, 1]: the given image files, resized, or two
-    rendered synthetic-world views (a street scene: realistic depth ranges and DPMs)."""
+    """Return (1, 3, height, width) RGB batches in [0, 1] for parity checks.
+
+    These are the given image files, resized, or two rendered synthetic-world views (a street
+    scene: realistic depth ranges and DPMs).
+    """
     from depth_kd_core.data.camera_geometry import resize_image
 
     frames: list[np.ndarray] = []
@@ -103,7 +106,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
 
 
 def reference_model(net: ExportedNet, checkpoint: str | Path) -> torch.nn.Module:
-    """The checkpoint's PyTorch network with the exported file's size and focal length."""
+    """Return the checkpoint's PyTorch network with the exported file's size and focal length."""
     from depth_kd_core.models.registry import model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint, "cpu")

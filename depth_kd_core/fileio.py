@@ -80,8 +80,11 @@ def remove_stale_temps(folder: str | Path, name: str) -> list[Path]:
 
 
 def ensure_dir(path: str | Path, what: str) -> Path:
-    """Create folder ``path`` (and parents) or raise :class:`OutputError` naming it and ``what``
-    it is for: a read-only mount, a missing permission or a file in the way."""
+    """Create folder ``path`` (and parents) or raise :class:`OutputError`.
+
+    The error names the folder and ``what`` it is for: a read-only mount, a missing permission
+    or a file in the way.
+    """
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, RegistryEntry[T]] = {}
 
     def register(self, name: str, cfg_cls: type) -> Callable[[Callable[[Any], T]], Callable]:
-        """Decorator registering ``builder(cfg) -> object`` under ``name``."""
+        """Return a decorator registering ``builder(cfg) -> object`` under ``name``."""
         if not dataclasses.is_dataclass(cfg_cls):
             raise TypeError(f"{self.kind} '{name}': cfg_cls must be a dataclass, got {cfg_cls!r}")
 
@@ -65,7 +65,7 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def entry(self, name: str) -> RegistryEntry[T]:
-        """The entry for ``name``; an error naming the closest registered name otherwise."""
+        """Return the entry for ``name``; raise an error naming the closest name otherwise."""
         self._ensure_populated()
         if name not in self._entries:
             close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.4)
@@ -76,7 +76,10 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def build_cfg(self, name: str, cfg: Any = None, **overrides: Any) -> Any:
-        """The validated config for ``name``: ``cfg`` (or defaults) with ``overrides`` applied."""
+        """Return the validated config for ``name``.
+
+        That is ``cfg`` (or defaults) with ``overrides`` applied.
+        """
         entry = self.entry(name)
         base = to_dict(cfg) if cfg is not None else {}
         base.update(overrides)

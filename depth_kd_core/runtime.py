@@ -20,7 +20,7 @@ AUTO_DEVICES = (None, "", "auto")  # choose CUDA when present, else the CPU
 
 def select_device(device: str | torch.device | None, local_rank: int | None = None,
                   key: str = "device") -> torch.device:
-    """The one device picker of the tools, the trainer and the nodes.
+    """Pick a device: the one device picker of the tools, the trainer and the nodes.
 
     Args:
         device: None, "" or "auto" -> CUDA when available, else CPU; otherwise "cpu", "cuda",
@@ -53,8 +53,10 @@ def select_device(device: str | torch.device | None, local_rank: int | None = No
 
 
 def auto_threads() -> int:
-    """Half the CPU cores this process may use, at least 1 (leaves room for the neighbours a
-    robot's computer always has: drivers, other nodes)."""
+    """Return half the CPU cores this process may use, at least 1.
+
+    This leaves room for the neighbours a robot's computer always has: drivers, other nodes.
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -21,7 +21,7 @@ FAST = {"adu_student": {"decoder": "unet"}}
 
 
 def tiny_model(name: str = DEFAULT_MODEL, **overrides) -> torch.nn.Module:
-    """A tiny, randomly initialised (seeded) registered model at NET_H x NET_W."""
+    """Build a tiny, randomly initialised (seeded) registered model at NET_H x NET_W."""
     torch.manual_seed(0)
     cfg = dict(TINY[name], **FAST.get(name, {}), input_height=NET_H, input_width=NET_W)
     cfg.update(overrides)
@@ -35,7 +35,7 @@ def save_model(path: Path, model: torch.nn.Module) -> Path:
 
 
 def tiny_checkpoint(path: Path, name: str = DEFAULT_MODEL, **overrides) -> Path:
-    """A tiny checkpoint; ``focal_px`` defaults to TRAIN_FOCAL_PX (0 = unknown)."""
+    """Write a tiny checkpoint; ``focal_px`` defaults to TRAIN_FOCAL_PX (0 = unknown)."""
     overrides.setdefault("focal_px", TRAIN_FOCAL_PX)
     return save_model(path, tiny_model(name, **overrides))
 

@@ -1,5 +1,8 @@
-"""CameraInfo handling: ROS 1 and ROS 2 spellings, rectification decisions, calibration scaled
-to downscaled images, baseline from P, and rectification maps that invert a distortion."""
+"""CameraInfo handling.
+
+ROS 1 and ROS 2 spellings, rectification decisions, calibration scaled to downscaled images,
+baseline from P, and rectification maps that invert a distortion.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Stereo correlation c_d(x) = mean_c f_l(x) f_r(x - d): the reference equals a naive loop, is
-gradchecked in float64, and the Triton kernel matches it in values and both gradients."""
+"""Stereo correlation c_d(x) = mean_c f_l(x) f_r(x - d).
+
+The reference equals a naive loop, is gradchecked in float64, and the Triton kernel matches
+it in values and both gradients.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""build_datasets: every source yields the keys a recipe needs (or names what is missing),
-training items are augmented consistently, validation items never, and batches collate."""
+"""build_datasets: every source yields the keys a recipe needs (or names what is missing).
+
+Training items are augmented consistently, validation items never, and batches collate.
+"""
 
 from __future__ import annotations
 

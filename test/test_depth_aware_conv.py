@@ -1,5 +1,7 @@
-"""Depth-aware convolution (DACNN eq. 2): reference, chunked and Triton agree in values and in
-every gradient; alpha = 0 is a plain convolution; the chunked path never unfolds the whole map.
+"""Depth-aware convolution (DACNN eq. 2).
+
+Reference, chunked and Triton agree in values and in every gradient; alpha = 0 is a plain
+convolution; the chunked path never unfolds the whole map.
 
 Triton kernels run on the GPU when there is one, else in Triton's CPU interpreter
 (TRITON_INTERPRET=1, set by conftest.py).
@@ -207,8 +209,11 @@ def test_partial_requires_grad(impl, trainable, no_tf32):
 
 @pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])
 def test_l1_ties_in_the_guidance(impl, no_tf32):
-    """Integer guidance makes |g(p) - g(p+o)| = 0 at many taps: d|x|/dx there must be 0, as in
-    torch (an implementation using sign(0) = +-1 fails here, not on continuous guidance)."""
+    """Integer guidance makes |g(p) - g(p+o)| = 0 at many taps: d|x|/dx there must be 0.
+
+    That is as in torch (an implementation using sign(0) = +-1 fails here, not on continuous
+    guidance).
+    """
     dtype = torch.float32 if impl == "triton" else torch.float64
     device = TRITON_DEVICE if impl == "triton" else "cpu"
     tensors = make_inputs(2, 3, 2, 2, 7, 8, dtype=dtype, device=device)

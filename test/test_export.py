@@ -1,7 +1,10 @@
-"""Export (issue 16 part 2): every student's ONNX graph equals its PyTorch model (depth and
-sigma, max relative difference <= 1e-3 on rendered street views), the exported file carries
-its deployment metadata, DepthEstimator and the node load it exactly as the .pt, TorchScript
-and dynamic batch work, and bad files or outputs fail with one line naming them."""
+"""Export (issue 16 part 2).
+
+Every student's ONNX graph equals its PyTorch model (depth and sigma, max relative
+difference <= 1e-3 on rendered street views), the exported file carries its deployment
+metadata, DepthEstimator and the node load it exactly as the .pt, TorchScript and dynamic
+batch work, and bad files or outputs fail with one line naming them.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ WITH_SIGMA = {"adu_student", "tiekd_student"}
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """name -> (checkpoint, .onnx), each student exported once for the whole module."""
+    """Map name -> (checkpoint, .onnx), each student exported once for the whole module."""
     folder = tmp_path_factory.mktemp("export")
     cache: dict[str, tuple] = {}
 

@@ -1,6 +1,9 @@
-"""Inference core: checkpoint -> metres at the input resolution, NaN where invalid, sigma in
-metres, focal-length rescaling by hand, timings, device choice, stereo teachers (SGBM and a
-network checkpoint)."""
+"""Inference core.
+
+Checkpoint -> metres at the input resolution, NaN where invalid, sigma in metres,
+focal-length rescaling by hand, timings, device choice, stereo teachers (SGBM and a network
+checkpoint).
+"""
 
 from __future__ import annotations
 

@@ -136,7 +136,8 @@ def test_dpm_bins_expectation_and_spread():
     c = bin_centres()
     assert len(c) == 257
     width = (80.0 - 1e-3) / 257
-    assert c[0].item() == pytest.approx(1e-3 + width / 2) and c[-1].item() == pytest.approx(80 - width / 2)
+    assert (c[0].item() == pytest.approx(1e-3 + width / 2)
+            and c[-1].item() == pytest.approx(80 - width / 2))
     dpm = torch.zeros(1, 257, 1, 1)
     dpm[0, 100] = 0.5
     dpm[0, 102] = 0.5
@@ -145,8 +146,11 @@ def test_dpm_bins_expectation_and_spread():
 
 
 def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
-    """The head's bins-last layout computes exactly softmax(conv, dim=1) -> expectation ->
-    two-pass spread (float64, so any difference is a formula difference, not rounding)."""
+    """The head's bins-last layout computes exactly the reference formulas.
+
+    That is softmax(conv, dim=1) -> expectation -> two-pass spread (float64, so any difference
+    is a formula difference, not rounding).
+    """
     head = DPMHead(6, 33, 0.5, 40.0).double()
     x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
     out = head(x)
@@ -165,8 +169,11 @@ def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
 
 
 def test_dpm_head_sigma_of_a_peaked_far_dpm_is_exact_in_float32():
-    """A DPM almost all on one far bin: sigma ~ 0.03 m at ~75 m. E[c^2] - E[c]^2 in float32
-    loses every digit here; the head's two-pass spread stays within 1e-4 of float64."""
+    """A DPM almost all on one far bin: sigma ~ 0.03 m at ~75 m.
+
+    E[c^2] - E[c]^2 in float32 loses every digit here; the head's two-pass spread stays within
+    1e-4 of float64.
+    """
     head = DPMHead(1, 257)
     with torch.no_grad():
         head.conv.weight.zero_()

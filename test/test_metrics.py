@@ -29,7 +29,8 @@ def test_every_key_by_hand():
     assert m["silog"] == pytest.approx(100 * math.sqrt(mean_e2 - mean_e**2))
     assert m["kitti_abs_rel"] == pytest.approx(100 * (1 / 2 + 0 + 2 / 8) / 3)
     assert m["kitti_sq_rel"] == pytest.approx(100 * (1 / 4 + 0 + 4 / 64) / 3)  # divides by gt^2
-    assert m["irmse"] == pytest.approx(1000 * math.sqrt(((0.5 - 1) ** 2 + (1 / 8 - 1 / 10) ** 2) / 3))
+    assert m["irmse"] == pytest.approx(
+        1000 * math.sqrt(((0.5 - 1) ** 2 + (1 / 8 - 1 / 10) ** 2) / 3))
 
 
 def test_perfect_prediction_scores_zero_error():
@@ -54,7 +55,8 @@ def test_prediction_below_min_depth_is_clamped_up():
 
 def test_median_scaling_removes_a_global_scale():
     gt = np.random.default_rng(1).uniform(2, 60, (16, 16))
-    assert depth_metrics(gt * 0.37, gt, median_scaling=True)["abs_rel"] == pytest.approx(0, abs=1e-12)
+    assert depth_metrics(gt * 0.37, gt, median_scaling=True)["abs_rel"] == pytest.approx(
+        0, abs=1e-12)
     assert depth_metrics(gt * 0.37, gt)["abs_rel"] == pytest.approx(0.63)
 
 

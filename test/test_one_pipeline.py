@@ -1,7 +1,10 @@
-"""One pipeline: ``evaluate``, ``bag_infer`` and the mono node give the same depth for the
-same frame and checkpoint (issue 16), on the real ROS 1 compressed camera bag of
-../shared/realdata (1280 x 960 JPEG, fx ~ 1014 px: the tiny student trained at fx = 100 px on
-192 px is focal-scaled by ~1.52, so a caller skipping focal scaling differs by half)."""
+"""One pipeline: ``evaluate``, ``bag_infer`` and the mono node agree (issue 16).
+
+They give the same depth for the same frame and checkpoint, on the real ROS 1 compressed
+camera bag of ../shared/realdata (1280 x 960 JPEG, fx ~ 1014 px: the tiny student trained at
+fx = 100 px on 192 px is focal-scaled by ~1.52, so a caller skipping focal scaling differs by
+half).
+"""
 
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ REL_TOL = 1e-5  # float32 round-off of the same computation; a skipped step diff
 
 @pytest.fixture(scope="module")
 def frame():
-    """The bag's image and the camera_info bag_infer pairs with it (the latest before it,
-    else the first: ``bag_infer._run``)."""
+    """Return the bag's image and the camera_info bag_infer pairs with it.
+
+    That is the latest camera_info before the image, else the first (``bag_infer._run``).
+    """
     src = realdata_path(*BAG)
     infos, image = [], None
     with AnyReader([src]) as reader:
@@ -66,8 +71,10 @@ def node_depth(ckpt, image, info) -> np.ndarray:
 
 
 def evaluate_depth(src, ckpt, cache) -> np.ndarray:
-    """evaluate's predictor on the item the data layer makes of the frame (native size; not
-    rectified, as the node and bag_infer take the image as it is)."""
+    """Run evaluate's predictor on the item the data layer makes of the frame.
+
+    At native size and not rectified, as the node and bag_infer take the image as it is.
+    """
     data = MonoBagDataset(src, IMAGE_TOPIC, INFO_TOPIC, rectify="never", cache_dir=cache,
                           progress=False)
     item = data[0]

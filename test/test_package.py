@@ -21,8 +21,11 @@ def test_package_xml_is_format_3_ament_python_with_runtime_deps():
 
 
 def test_package_xml_is_truthful_about_ros_python_imports():
-    """Every ROS package the node code imports is an exec_depend, and none that it does not
-    import is listed among the Python ones (message_filters, diagnostic_updater)."""
+    """Every ROS package the node code imports is an exec_depend, and only those.
+
+    None that it does not import is listed among the Python ones (message_filters,
+    diagnostic_updater).
+    """
     root = ET.parse(REPO_ROOT / "package.xml").getroot()
     deps = {e.text for e in root.findall("exec_depend")}
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "depth_kd_ros").glob("*.py"))

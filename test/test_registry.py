@@ -72,7 +72,8 @@ def test_register_model_requires_a_dataclass():
 def test_recipe_registry_has_the_same_pattern(monkeypatch):
     RECIPES.names()
     monkeypatch.setitem(RECIPES._entries, "toy_recipe",
-                        RegistryEntry("toy_recipe", lambda cfg, model, teacher: ("built", cfg.channels),
+                        RegistryEntry("toy_recipe",
+                                      lambda cfg, model, teacher: ("built", cfg.channels),
                                       TinyCfg))
     assert "toy_recipe" in list_recipes()
     assert create_recipe("toy_recipe", channels=2) == ("built", 2)

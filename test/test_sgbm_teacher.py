@@ -1,5 +1,8 @@
-"""The classical teacher: dense SGBM (border padding, left-right check, WLS hole filling,
-per-pixel confidence) and its raw mode, on synthetic stereo frames with exact depth."""
+"""The classical teacher: dense SGBM and its raw mode.
+
+Dense SGBM (border padding, left-right check, WLS hole filling, per-pixel confidence) and
+its raw mode, on synthetic stereo frames with exact depth.
+"""
 
 from __future__ import annotations
 

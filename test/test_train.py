@@ -1,5 +1,8 @@
-"""The training loop: every recipe learns, teachers stay frozen, runs resume exactly,
-two torchrun processes agree, and config mistakes are reported by key."""
+"""The training loop.
+
+Every recipe learns, teachers stay frozen, runs resume exactly, two torchrun processes
+agree, and config mistakes are reported by key.
+"""
 
 from __future__ import annotations
 

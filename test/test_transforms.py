@@ -1,6 +1,8 @@
-"""Augmentations keep geometry right: K follows every resize and crop, flips mirror cx and
-(stereo) swap the views so the pair stays a left/right pair, depth moves without mixing, and
-colour jitter changes colours only."""
+"""Augmentations keep geometry right.
+
+K follows every resize and crop, flips mirror cx and (stereo) swap the views so the pair
+stays a left/right pair, depth moves without mixing, and colour jitter changes colours only.
+"""
 
 from __future__ import annotations
 

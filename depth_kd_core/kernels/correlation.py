@@ -24,7 +24,7 @@ CORRELATION_IMPLS = ("auto", "reference", "triton")
 
 
 def disparities(max_disp: int, symmetric: bool) -> range:
-    """The disparities of the output channels, in channel order."""
+    """Return the disparities of the output channels, in channel order."""
     return range(-max_disp if symmetric else 0, max_disp + 1)
 
 

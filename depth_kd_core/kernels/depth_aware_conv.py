@@ -154,7 +154,7 @@ def _slab_cols(slab: torch.Tensor, d: int) -> torch.Tensor:
 def _slab_forward(x_slab: torch.Tensor, g_slab: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None, alpha: torch.Tensor, d: int,
                   kernel: str) -> torch.Tensor:
-    """The reference arithmetic for one band of output rows, from its input slabs.
+    """Compute the reference arithmetic for one band of output rows, from its input slabs.
 
     Args:
         x_slab: (B, C, R + 2d, W) input rows [r0 - d, r1 + d) (see _slab_cols).
@@ -329,7 +329,7 @@ def _check_args(input, guidance, weight, bias, alpha, dilation, kernel) -> None:
 
 def resolve_impl(input: torch.Tensor, impl: str, chunk_rows: int | None = None,
                  out_channels: int | None = None) -> str:
-    """The implementation ``impl="auto"`` stands for (others are returned unchanged).
+    """Return the implementation ``impl="auto"`` stands for (others are returned unchanged).
 
     CUDA tensors of a Triton dtype use Triton. On CPU the taps path when the layer does not
     widen (C' <= C): its work and memory scale with C' (benchmarks/RESULTS.md). Otherwise the

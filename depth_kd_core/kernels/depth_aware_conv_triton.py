@@ -182,7 +182,7 @@ def _grad_weight_kernel(x_ptr, g_ptr, alpha_ptr, gy_ptr, part_ptr, B, C, CO, G, 
 
 @triton.jit
 def _dphi(diff, KTYPE: tl.constexpr):
-    """d dist / d g(p) per channel for diff = g(p) - g(p + o)."""
+    """Return d dist / d g(p) per channel for diff = g(p) - g(p + o)."""
     if KTYPE == 0:
         return 2.0 * diff
     else:

@@ -25,13 +25,13 @@ def bin_centres(n_bins: int = TIEKD_BINS, min_depth: float = TIEKD_MIN_DEPTH_M,
 
 
 def dpm_expectation(dpm: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """dpm (B, K, H, W) probabilities -> (B, 1, H, W) expected depth, metres (eq. 3)."""
+    """Map dpm (B, K, H, W) probabilities -> (B, 1, H, W) expected depth, metres (eq. 3)."""
     return (dpm * centres.view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
 
 
 def dpm_std(dpm: torch.Tensor, centres: torch.Tensor, depth: torch.Tensor | None = None
             ) -> torch.Tensor:
-    """Standard deviation of the DPM, (B, 1, H, W) metres."""
+    """Return the standard deviation of the DPM, (B, 1, H, W) metres."""
     depth = dpm_expectation(dpm, centres) if depth is None else depth
     var = (dpm * (centres.view(1, -1, 1, 1) - depth) ** 2).sum(dim=1, keepdim=True)
     return var.clamp_min(0).sqrt()
@@ -55,7 +55,8 @@ class DPMHead(nn.Module):
                  max_depth: float = TIEKD_MAX_DEPTH_M) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, n_bins, 1)
-        self.register_buffer("centres", bin_centres(n_bins, min_depth, max_depth), persistent=False)
+        self.register_buffer("centres", bin_centres(n_bins, min_depth, max_depth),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = F.linear(x.permute(0, 2, 3, 1), self.conv.weight.flatten(1), self.conv.bias)

@@ -28,7 +28,7 @@ def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> tor
 
 
 def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """depth (B, 1, H, W) metres -> camera points (B, 4, H*W), homogeneous."""
+    """Back-project depth (B, 1, H, W) metres -> camera points (B, 4, H*W), homogeneous."""
     B, _, H, W = depth.shape
     rays = torch.linalg.inv(K) @ pixel_grid(H, W, depth.device, depth.dtype)  # B x 3 x HW
     points = rays * depth.flatten(2)

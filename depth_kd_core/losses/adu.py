@@ -25,8 +25,11 @@ def feature_l2(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torc
 def focal_depth_loss(teacher: torch.Tensor, student: torch.Tensor,
                      mask: torch.Tensor | None = None, alpha: float = FOCAL_ALPHA,
                      gamma: float = FOCAL_GAMMA, eps: float = 1e-6) -> torch.Tensor:
-    """eq. 4-5: p_d = 1 - mean_i |(d^t_i - d^s_i) / d^t_i| per image, clamped to [eps, 1];
-    L = -alpha (1 - p_d)^gamma log p_d, averaged over the batch. Depths (B, 1, H, W) metres."""
+    """Compute the focal-depth response loss (eq. 4-5); depths (B, 1, H, W) metres.
+
+    p_d = 1 - mean_i |(d^t_i - d^s_i) / d^t_i| per image, clamped to [eps, 1];
+    L = -alpha (1 - p_d)^gamma log p_d, averaged over the batch.
+    """
     rel = ((teacher - student) / teacher.clamp_min(1e-6)).abs()
     if mask is None:
         mask = teacher > 0
@@ -38,8 +41,9 @@ def focal_depth_loss(teacher: torch.Tensor, student: torch.Tensor,
 
 def umf_loss(teacher: list[torch.Tensor], restored: list[torch.Tensor], log_var: torch.Tensor
              ) -> torch.Tensor:
-    """eq. 7 (Gaussian): sum over levels of mean_i [1/2 e^{-s_i} ||F^t_i - g(F~^s_i)||^2 + 1/2 s_i].
+    """Compute L_umf, the uncertainty-weighted feature loss (eq. 7, Gaussian).
 
+    L_umf = sum over levels of mean_i [1/2 e^{-s_i} ||F^t_i - g(F~^s_i)||^2 + 1/2 s_i].
     log_var (B, 1, H, W) at depth-map size is resized to each level.
     """
     total = log_var.new_zeros(())
@@ -52,6 +56,6 @@ def umf_loss(teacher: list[torch.Tensor], restored: list[torch.Tensor], log_var:
 
 def umr_loss(teacher: torch.Tensor, student: torch.Tensor, log_var: torch.Tensor,
              mask: torch.Tensor | None = None) -> torch.Tensor:
-    """eq. 8 (Laplace): mean_i [sqrt(2) e^{-s_i} |d^t_i - g(d~^s_i)| + s_i], g = identity."""
+    """Eq. 8 (Laplace): mean_i [sqrt(2) e^{-s_i} |d^t_i - g(d~^s_i)| + s_i], g = identity."""
     term = math.sqrt(2.0) * torch.exp(-log_var) * (teacher - student).abs() + log_var
     return masked_mean(term, teacher > 0 if mask is None else mask)

@@ -15,7 +15,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
             ) -> torch.Tensor:
-    """mean |pred - target| over ``mask`` (default: target > 0), metres.
+    """Return mean |pred - target| over ``mask`` (default: target > 0), metres.
 
     DACNN eq. 3 (L_pixel, against ground truth) and eq. 5 (L_proxy, against the teacher);
     the papers' norm was lost, METHODS §0 settles on L1.

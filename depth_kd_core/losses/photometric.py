@@ -1,5 +1,8 @@
-"""Photometric losses for self-supervision: SSIM+L1 error, minimum reprojection with
-auto-masking (Monodepth2, METHODS §6), and SDFA's reconstruction + perceptual loss (eq. 14)."""
+"""Photometric losses for self-supervision.
+
+SSIM+L1 error, minimum reprojection with auto-masking (Monodepth2, METHODS §6), and SDFA's
+reconstruction + perceptual loss (eq. 14).
+"""
 
 from __future__ import annotations
 

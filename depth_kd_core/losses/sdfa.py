@@ -1,4 +1,7 @@
-"""SDFA-Net's self-distillation losses and masks (Zhou & Dong, ECCV 2022; eq. 9-18, METHODS §1.5-1.6)."""
+"""SDFA-Net's self-distillation losses and masks (Zhou & Dong, ECCV 2022).
+
+Eq. 9-18 of the paper; METHODS §1.5-1.6.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ SDFA_PERCEPTUAL_WEIGHT = 0.01
 
 def photometric_mask(err_raw: torch.Tensor, err_distilled: torch.Tensor, t1: float = PHOTO_T1,
                      t2: float = PHOTO_T2) -> torch.Tensor:
-    """eq. 11: M_p = [e(I~^r) < e(I~^d) + t1] * [e(I~^r) < t2] — trust the raw depth only where
-    it reconstructs the left image better than the distilled one and well in absolute terms."""
+    """Return the photometric mask (eq. 11): M_p = [e(I~^r) < e(I~^d) + t1] * [e(I~^r) < t2].
+
+    It trusts the raw depth only where it reconstructs the left image better than the
+    distilled one and well in absolute terms.
+    """
     return ((err_raw < err_distilled + t1) & (err_raw < t2)).to(err_raw.dtype)
 
 
 def visible_mask(disp: torch.Tensor, search: int = VISIBLE_SEARCH,
                  threshold: float = VISIBLE_THRESHOLD) -> torch.Tensor:
-    """eq. 12-13: 1 where a left pixel is visible in the right view, from its disparity.
+    """Return 1 where a left pixel is visible in the right view, from its disparity (eq. 12-13).
 
     disp (B, 1, H, W) pixels of the left view. Pixel x is occluded when some pixel k = i + 2
     columns to its right has a disparity larger by about i + 1, i.e. lands on the same right
@@ -51,6 +57,9 @@ def edge_mask(disp: torch.Tensor) -> torch.Tensor:
 
 def self_distillation_loss(depth_distilled: torch.Tensor, depth_raw: torch.Tensor,
                            mask: torch.Tensor) -> torch.Tensor:
-    """eq. 15: mean over all pixels of M |depth^d - sg(depth^raw)| (metres; masked pixels add 0)."""
+    """Compute L_sd, the self-distillation loss (eq. 15).
+
+    Mean over all pixels of M |depth^d - sg(depth^raw)| (metres; masked pixels add 0).
+    """
     return (mask * (depth_distilled - depth_raw.detach()).abs()).mean()
 

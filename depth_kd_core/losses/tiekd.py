@@ -33,7 +33,10 @@ def teacher_dpm(depth: torch.Tensor, centres: torch.Tensor, sigma: float = TIEKD
 
 def dpm_kl(p_teacher: torch.Tensor, p_student: torch.Tensor, mask: torch.Tensor | None = None,
            eps: float = KL_EPS) -> torch.Tensor:
-    """eq. 5: mean over pixels of sum_i P_T log(P_T / (P_S + eps) + eps); P_S == 0 terms skipped."""
+    """Compute L_DPM = KL(DPM_T || DPM_S) (eq. 5).
+
+    Mean over pixels of sum_i P_T log(P_T / (P_S + eps) + eps); P_S == 0 terms skipped.
+    """
     terms = p_teacher * torch.log(p_teacher / (p_student + eps) + eps)
     terms = torch.where(p_student > 0, terms, torch.zeros_like(terms))
     per_pixel = terms.sum(dim=1, keepdim=True)
@@ -52,7 +55,7 @@ def band_halfwidth(sigma: float = TIEKD_SIGMA_M, cutoff: float = PDF_CUTOFF) -> 
 def teacher_dpm_band(depth: torch.Tensor, centres: torch.Tensor, sigma: float = TIEKD_SIGMA_M,
                      mode: Literal["softmax_pdf", "normalized"] = "softmax_pdf"
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher DPM on the bins where it is non-zero: (index, probability), (B, K, H, W).
+    """Return the teacher DPM on the bins where it is non-zero: (index, probability), (B, K, H, W).
 
     Identical to :func:`teacher_dpm` (which is exactly 0 outside |c_i - d_T| <= r, r from the
     1e-16 cut-off, about 6.8 m for sigma = 0.8) but touches only the ~2r / bin-width bins of
@@ -82,7 +85,7 @@ def dpm_kl_band(index: torch.Tensor, p_teacher: torch.Tensor, p_student: torch.T
 
 
 def depth_ssim_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """eq. 6: L_DEPTH = 1 - SSIM(d_S, d_T) on raw metric depth (11x11 Gaussian window)."""
+    """Eq. 6: L_DEPTH = 1 - SSIM(d_S, d_T) on raw metric depth (11x11 Gaussian window)."""
     return 1.0 - gaussian_ssim(student, teacher)
 
 
@@ -92,7 +95,7 @@ def tiekd_loss(student_dpm: torch.Tensor, student_depth: torch.Tensor,
                alpha: float = TIEKD_ALPHA, scale: float = TIEKD_SCALE, crop_top: int = 0,
                dpm_mode: Literal["softmax_pdf", "normalized"] = "softmax_pdf"
                ) -> dict[str, torch.Tensor]:
-    """eq. 4: s (alpha L_DPM + (1 - alpha) L_DEPTH), on rows >= crop_top (KITTI: 110).
+    """Eq. 4: s (alpha L_DPM + (1 - alpha) L_DEPTH), on rows >= crop_top (KITTI: 110).
 
     ``valid`` (default: teacher depth > 0) selects the pixels of L_DPM; L_DEPTH is an SSIM
     over the whole (cropped) map.

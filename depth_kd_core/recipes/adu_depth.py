@@ -1,5 +1,6 @@
-"""ADU-Depth (Wu et al., CoRL 2023; METHODS §3): a monocular student distilled from a
-left+right concatenated teacher.
+"""ADU-Depth (Wu et al., CoRL 2023; METHODS §3).
+
+A monocular student distilled from a left+right concatenated teacher.
 
 L = L_b + 0.9 L_umr + 0.6 L_umf + 0.8 L_focal (eq. 9): L_b is SILog on ground truth; L_umf
 compares the teacher's 4 encoder + 4 decoder features with the student's after attention
@@ -32,8 +33,11 @@ from depth_kd_core.recipes.supervised import SupervisedCfg, supervised_loss
 
 @dataclass
 class AduDepthCfg(SupervisedCfg):
-    """Attributes: loss weights of eq. 9; focal_alpha/gamma (METHODS §0); kv_stride pools the
-    attention adapters' keys/values on the two finest levels (large inputs)."""
+    """ADU-Depth recipe settings.
+
+    Attributes: loss weights of eq. 9; focal_alpha/gamma (METHODS §0); kv_stride pools the
+    attention adapters' keys/values on the two finest levels (large inputs).
+    """
 
     w_umr: float = ADU_W_UMR
     w_umf: float = ADU_W_UMF

@@ -1,5 +1,7 @@
-"""DACNN (ICIP-style stereo-to-mono distillation; METHODS §4): a depth-aware student taught by a
-stereo teacher with a correlation layer, through its depth and its depth guidance.
+"""DACNN (ICIP-style stereo-to-mono distillation; METHODS §4).
+
+A depth-aware student taught by a stereo teacher with a correlation layer, through its depth
+and its depth guidance.
 
 L_S = L_pixel + 0.01 L_smooth + 0.01 L_proxy + 1000 L_guidance (eq. 7): L_pixel is L1 on valid
 ground truth (eq. 3), L_smooth edge-aware smoothness of the depth (eq. 4), L_proxy L1 to the

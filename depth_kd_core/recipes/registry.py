@@ -15,7 +15,7 @@ RECIPES: Registry[Any] = Registry("recipe", populate="depth_kd_core.recipes")
 
 
 def register_recipe(name: str, cfg_cls: type):
-    """Decorator registering ``builder(cfg) -> recipe`` under ``name``."""
+    """Return a decorator registering ``builder(cfg) -> recipe`` under ``name``."""
     return RECIPES.register(name, cfg_cls)
 
 
@@ -37,5 +37,5 @@ def default_models(name: str) -> tuple[str, str | None]:
 
 
 def list_recipes() -> list[str]:
-    """Registered recipe names, sorted."""
+    """Return the registered recipe names, sorted."""
     return RECIPES.names()

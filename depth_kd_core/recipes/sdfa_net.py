@@ -1,5 +1,6 @@
-"""SDFA-Net (Zhou & Dong, ECCV 2022; METHODS §1): self-supervised stereo training in two
-stages on one network.
+"""SDFA-Net (Zhou & Dong, ECCV 2022; METHODS §1).
+
+Self-supervised stereo training in two stages on one network.
 
 Stage 1 trains the raw path: L_rec (right view rebuilt from the left disparity volume, eq. 7
 and 14) + 0.0008 L_smo^raw. From ``distill_from_epoch`` on, stage 2 adds the self-distilled
@@ -37,8 +38,11 @@ from depth_kd_core.recipes.selfsup_stereo import SelfsupStereo, SelfsupStereoCfg
 
 @dataclass
 class SdfaNetCfg(SelfsupStereoCfg):
-    """Attributes: distill_from_epoch (paper: 25 of 50); distill_from_step overrides it when
-    >= 0; loss weights and mask thresholds of eq. 11-18."""
+    """SDFA-Net recipe settings.
+
+    Attributes: distill_from_epoch (paper: 25 of 50); distill_from_step overrides it when
+    >= 0; loss weights and mask thresholds of eq. 11-18.
+    """
 
     distill_from_epoch: int = 25
     distill_from_step: int = -1

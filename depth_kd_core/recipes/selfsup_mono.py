@@ -1,5 +1,8 @@
-"""Monocular video self-supervision (Monodepth2 "M", METHODS §6): X-Distill's base and its
-no-KD twin ``selfsup_mono``. Depth is relative-scale (evaluated with median scaling)."""
+"""Monocular video self-supervision (Monodepth2 "M", METHODS §6).
+
+X-Distill's base and its no-KD twin ``selfsup_mono``. Depth is relative-scale (evaluated
+with median scaling).
+"""
 
 from __future__ import annotations
 

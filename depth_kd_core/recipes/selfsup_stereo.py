@@ -24,12 +24,15 @@ from depth_kd_core.recipes.selfsup import stereo_warp_loss, synthesized_right
 
 @dataclass
 class SelfsupStereoCfg(RecipeCfg):
-    """Attributes: automask: Monodepth2's auto-masking, off by default here: it exists for video
+    """Stereo self-supervision recipe settings.
+
+    Attributes: automask: Monodepth2's auto-masking, off by default here: it exists for video
     (static frames, objects moving with the camera); for a rectified pair the unwarped right
     image is never the right explanation and, early on, would mask out every pixel.
     perceptual: VGG19 weights for SDFA's perceptual term ("imagenet" downloads them, "random"
     is for offline tests, "none" drops the term); smooth_weight for the volume path (SDFA:
-    0.0008)."""
+    0.0008).
+    """
 
     automask: bool = False
     perceptual: str = "none"

@@ -1,5 +1,7 @@
-"""Supervised training on ground-truth depth: the no-KD twin ``supervised`` and the teacher
-recipe ``stereo_supervised`` (a stereo network trained on LiDAR / rendered depth).
+"""Supervised training on ground-truth depth.
+
+The no-KD twin ``supervised`` and the teacher recipe ``stereo_supervised`` (a stereo network
+trained on LiDAR / rendered depth).
 
 Loss "l1" is DACNN's L_pixel (eq. 3, + edge-aware smoothness eq. 4 for the student); "silog"
 is NeWCRFs' L_b used by ADU-Depth's teacher and student baseline.
@@ -20,8 +22,11 @@ from depth_kd_core.recipes.registry import register_recipe
 
 @dataclass
 class SupervisedCfg(RecipeCfg):
-    """Attributes: loss; smooth_weight (DACNN alpha = 0.01 on depth, 0 = off);
-    silog_min_depth (NeWCRFs trains SILog on gt > 1 m)."""
+    """Supervised recipe settings.
+
+    Attributes: loss; smooth_weight (DACNN alpha = 0.01 on depth, 0 = off);
+    silog_min_depth (NeWCRFs trains SILog on gt > 1 m).
+    """
 
     loss: Literal["l1", "silog"] = "silog"
     smooth_weight: float = 0.0
@@ -29,7 +34,7 @@ class SupervisedCfg(RecipeCfg):
 
 
 def supervised_loss(cfg: SupervisedCfg, depth: torch.Tensor, batch: dict) -> dict:
-    """The GT term shared by the twins, the teachers and the KD recipes that keep it."""
+    """Compute the GT term shared by the twins, the teachers and the KD recipes that keep it."""
     gt = batch["depth_gt"]
     if cfg.loss == "l1":
         gt_loss = l1_loss(depth, gt)

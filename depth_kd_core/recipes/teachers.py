@@ -1,5 +1,8 @@
-"""Teacher recipes without a depth loss of their own: ``sgbm`` (nothing to train) and
-``segmentation`` (X-Distill's teacher trained on semantic labels)."""
+"""Teacher recipes without a depth loss of their own.
+
+``sgbm`` (nothing to train) and ``segmentation`` (X-Distill's teacher trained on semantic
+labels).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from depth_kd_core.recipes.registry import register_recipe
 
 @register_recipe("sgbm", RecipeCfg)
 class Sgbm(Recipe):
-    """The classical stereo teacher: no training; the trainer validates it and writes a
-    checkpoint (config only) that KD recipes can name as their teacher."""
+    """The classical stereo teacher: no training.
+
+    The trainer validates it and writes a checkpoint (config only) that KD recipes can name as
+    their teacher.
+    """
 
     DEFAULT_STUDENT = "sgbm_teacher"
     NEEDS = frozenset({"right", "baseline"})
@@ -29,8 +35,10 @@ class Sgbm(Recipe):
         raise RuntimeError("the sgbm recipe has nothing to train")
 
     def validation_metrics(self, batch: dict, out: dict):
-        """Depth metrics where SGBM found a match (its holes are reported as coverage); on
-        data without ground truth, the coverage alone."""
+        """Return depth metrics where SGBM found a match (its holes are reported as coverage).
+
+        On data without ground truth, the coverage alone.
+        """
         from depth_kd_core.recipes.validation import depth_validation
 
         coverage = float(out["valid"].mean())
@@ -42,7 +50,7 @@ class Sgbm(Recipe):
         return metrics
 
     def check_validation(self, metrics: dict | None) -> None:
-        """A classical teacher that matched nothing is an error, not an empty run."""
+        """Raise if the classical teacher matched nothing: an error, not an empty run."""
         name = self.student.cfg.name
         if metrics is None:
             raise DepthKDError(f"teacher '{name}' found no valid depth on any validation pixel "

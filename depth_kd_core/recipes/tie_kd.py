@@ -1,5 +1,6 @@
-"""TIE-KD (Choi, Choi & Kim, 2024; METHODS §2): teacher-independent distillation through a
-depth probability map built from any teacher's depth output.
+"""TIE-KD (Choi, Choi & Kim, 2024; METHODS §2): teacher-independent distillation.
+
+Distillation goes through a depth probability map built from any teacher's depth output.
 
 The student (a DPM network) sees no ground truth: L = 10 (0.1 KL(DPM_T || DPM_S) +
 0.9 (1 - SSIM(d_S, d_T))) (eq. 4-6). The teacher is any depth model — a stereo network, SGBM
@@ -25,10 +26,13 @@ from depth_kd_core.recipes.registry import register_recipe
 
 @dataclass
 class TieKDCfg(RecipeCfg):
-    """Attributes: sigma (metres), alpha, scale (eq. 4); dpm_mode ("softmax_pdf" reproduces the
+    """TIE-KD recipe settings.
+
+    Attributes: sigma (metres), alpha, scale (eq. 4); dpm_mode ("softmax_pdf" reproduces the
     released code, "normalized" is a proper Gaussian over bins); crop_top rows left out of the
     losses (KITTI 352-high crops: 110); confidence_weight: weight the KL term per pixel by the
-    teacher's ``confidence`` output (the teacher must declare one)."""
+    teacher's ``confidence`` output (the teacher must declare one).
+    """
 
     sigma: float = TIEKD_SIGMA_M
     alpha: float = TIEKD_ALPHA

@@ -1,6 +1,8 @@
-"""X-Distill (Cai et al., BMVC 2021; METHODS §5): Monodepth2 video self-supervision plus
-cross-task distillation from a frozen segmentation teacher through a small trainable
-depth-to-segmentation (D2S) network and X-Distill's 4 depth-compatible class groups.
+"""X-Distill (Cai et al., BMVC 2021; METHODS §5).
+
+Monodepth2 video self-supervision plus cross-task distillation from a frozen segmentation
+teacher through a small trainable depth-to-segmentation (D2S) network and X-Distill's 4
+depth-compatible class groups.
 
 L = L_monodepth2 + lambda_D2S(t) * CE(D2S(disp_0), regroup(argmax teacher)), with lambda_D2S
 ramped linearly from 0 to 0.005 over training (eq. 4, §4.1).
@@ -37,8 +39,11 @@ class D2SNet(nn.Module):
 
 @dataclass
 class XDistillCfg(SelfsupMonoCfg):
-    """Attributes: d2s_width; d2s_final_weight (lambda_D2S at the end of training);
-    ramp: linear ramp (paper) or constant weight (ablation)."""
+    """X-Distill recipe settings.
+
+    Attributes: d2s_width; d2s_final_weight (lambda_D2S at the end of training);
+    ramp: linear ramp (paper) or constant weight (ablation).
+    """
 
     d2s_width: int = D2S_WIDTH
     d2s_final_weight: float = D2S_FINAL_WEIGHT

@@ -1,5 +1,7 @@
 """Run one training under torchrun and record a digest of this rank's student weights.
 
+Usage::
+
     torchrun --nproc_per_node=2 test/helpers/ddp_worker.py key=value ...
 """
 
