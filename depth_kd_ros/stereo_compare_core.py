@@ -41,60 +41,19 @@ import numpy as np
 
 from depth_kd_core.data.camera_model import CameraCalibration, stereo_baseline
 from depth_kd_core.data.msg_codec import stamp_ns
-from depth_kd_core.errors import ConfigError, DepthKDError
+from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
 from depth_kd_ros import conversions as cv
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind, stamp_age_ms)
-from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
+from depth_kd_ros.params import STEREO_PARAMS, validate_changes, validate_params
 from depth_kd_ros.stamp_sync import StampSync
 
 STUDENT, TEACHER, ABS_ERROR, METRICS = "student/depth", "teacher/depth", "abs_error", "metrics"
 OUTPUTS = (STUDENT, TEACHER, ABS_ERROR, METRICS)
 METRIC_KEYS = ("abs_rel", "rmse", "a1")  # depth_kd_core.metrics names; a1 is delta < 1.25
 METRICS_LABELS = "abs_rel,rmse,delta1,frames"
-
-STEREO_PARAMS = (
-    ParamSpec("student_checkpoint", "", "Path of the student's depth_kd checkpoint (.pt).",
-              read_only=True),
-    ParamSpec("teacher", "sgbm", "'sgbm' (OpenCV SGBM, no weights) or the path of a stereo "
-              "teacher checkpoint (.pt).", read_only=True),
-    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda' "
-              "...", read_only=True),
-    ParamSpec("fp16", False, "Half-precision network inference (CUDA only).", read_only=True),
-    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
-              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
-              "processes share the CPU.", range=(0, 256), read_only=True),
-    ParamSpec("image_transport", "raw", "Subscribe to raw Images or their '/compressed' "
-              "CompressedImage topics.", choices=("raw", "compressed"), read_only=True),
-    ParamSpec("teacher_rate_hz", 2.0, "How often the teacher runs, by header stamp (Hz).",
-              range=(0.01, 100.0)),
-    ParamSpec("metrics_window", 50, "Teacher pairs averaged in the rolling metrics.",
-              range=(1, 10000), read_only=True),
-    ParamSpec("metrics_min_depth", 0.1, "Teacher depths below this (m) are not scored.",
-              range=(0.001, 100.0)),
-    ParamSpec("metrics_max_depth", 80.0, "Teacher depths above this (m) are not scored.",
-              range=(0.1, 1000.0)),
-    ParamSpec("focal_scaling", True, "Scale the student's depth by f_camera / f_training."),
-    ParamSpec("sgbm_num_disparities", 128, "SGBM disparity search range, pixels (multiple "
-              "of 16).", range=(16, 512), step=16, read_only=True),
-    ParamSpec("sgbm_block_size", 5, "SGBM matching block size, pixels (odd).",
-              range=(1, 31), step=2, read_only=True),
-    ParamSpec("sync_queue_size", 10, "Messages per topic kept for pairing by stamp.",
-              range=(1, 100), read_only=True),
-    ParamSpec("sync_slop_s", 0.02, "Largest stamp difference within a synchronised set, s.",
-              range=(0.0, 1.0), read_only=True),
-    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
-              range=(2, 1000), read_only=True),
-)
-
-
-def validate_stereo_params(values: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    """Validated parameters (defaults filled in unless ``partial``)."""
-    params = validate_params(STEREO_PARAMS, values, partial)
-    check_range_pair(params, "metrics_min_depth", "metrics_max_depth")
-    return params
 
 
 def abs_error(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
@@ -117,7 +76,7 @@ class StereoCompareCore:
 
     Args:
         student: monocular estimator; teacher: stereo estimator.
-        params: validated with :data:`STEREO_PARAMS`.
+        params: validated with :data:`~depth_kd_ros.params.STEREO_PARAMS`.
         types: message classes; log: info/warning/error logger; topic: left image topic.
         clock: monotonic seconds (tests inject one).
     """
@@ -126,7 +85,7 @@ class StereoCompareCore:
                  params: dict[str, Any], types: cv.Types, log: Logger, topic: str = "left",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.student, self.teacher, self.types, self.topic = student, teacher, types, topic
-        self.params = validate_stereo_params(params)
+        self.params = validate_params(STEREO_PARAMS, params)
         self.log = ThrottledLog(log, clock)
         self.stats = FrameStats(self.params["diagnostics_window"], clock)
         self.teacher_stats = FrameStats(self.params["diagnostics_window"], clock)
@@ -142,7 +101,7 @@ class StereoCompareCore:
     def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
                     topic: str = "left") -> StereoCompareCore:
         """Validate the parameters and load the student and the teacher they name."""
-        p = validate_stereo_params(params)
+        p = validate_params(STEREO_PARAMS, params)
         if not p["student_checkpoint"]:
             raise DepthKDError("parameter 'student_checkpoint' is empty: set it to a depth_kd "
                                ".pt file")
@@ -159,11 +118,7 @@ class StereoCompareCore:
 
     def set_params(self, changes: dict[str, Any]) -> None:
         """Apply run-time parameter changes (ConfigError, nothing applied, if any is bad)."""
-        fixed = sorted(s.name for s in STEREO_PARAMS if s.read_only and s.name in changes
-                       and changes[s.name] != self.params[s.name])
-        if fixed:
-            raise ConfigError(f"parameter(s) {fixed} are read-only: restart the node")
-        self.params = validate_stereo_params({**self.params, **changes})
+        self.params = validate_changes(STEREO_PARAMS, self.params, changes)
         self.student.focal_scaling = self.params["focal_scaling"]
         self.metrics.metric_kwargs.update(min_depth=self.params["metrics_min_depth"],
                                           max_depth=self.params["metrics_max_depth"])

@@ -19,8 +19,7 @@ import pytest
 
 from bag_helpers import TS, camera_info, image
 from depth_kd_core.data import msg_codec as mc
-from depth_kd_ros.mono_depth_core import MONO_PARAMS
-from depth_kd_ros.stereo_compare_core import STEREO_PARAMS
+from depth_kd_ros.params import MONO_PARAMS, STEREO_PARAMS
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -157,9 +156,9 @@ def ckpt(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory.mktemp("w") / "adu.pt")
 
 
-def _assert_declared(node: FakeNode, specs) -> None:
-    assert set(node.declared) - _diagnostic_names(node) == {s.name for s in specs}
-    for spec in specs:
+def _assert_declared(node: FakeNode, table) -> None:
+    assert set(node.declared) - _diagnostic_names(node) == {s.name for s in table.specs}
+    for spec in table.specs:
         default, desc = node.declared[spec.name]
         assert default == spec.default and desc.description.startswith(spec.description)
         assert desc.read_only == spec.read_only
