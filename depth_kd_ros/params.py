@@ -2,7 +2,7 @@
 the rules between them), the one validation every user of the table calls, and reading a
 node's section of a ROS 2 parameter file.
 
-One table per node serves the rclpy node (``depth_kd_ros.ros_params`` declares every spec with
+One table per node serves the rclpy node (``depth_kd_ros.ros_glue`` declares every spec with
 a descriptor), the ROS-free core (validation at start-up and on run-time changes), the launch
 files (the parameter file is validated before the node starts) and the tests (``config/*.yaml``
 holds exactly these parameters with valid values).

@@ -1,16 +1,18 @@
 """The node parameter tables and their one validation (``depth_kd_ros.params``): every kind of
 bad value is refused with one line naming the parameter, the cross-parameter rules hold at
 start-up, at launch and on run-time changes, both node cores validate through it (the same
-messages)."""
+messages), and only the rclpy glue and the node files import rclpy."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import types
 
 import pytest
 
 from bag_helpers import TS
+from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.mono_depth_core import MonoDepthCore
 from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, LessThan, NodeParams, ParamSpec,
@@ -156,3 +158,23 @@ def test_both_cores_validate_with_the_shared_function_and_its_messages(table, ma
     assert core.params == validate_params(table, {})  # a refused change applies nothing
     core.set_params({"focal_scaling": False})
     assert core.params["focal_scaling"] is False
+
+
+def _imports(path) -> set[str]:
+    """What ``path`` imports, function-local imports included: top-level packages, and
+    depth_kd_ros modules by their full name."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {n.split(".")[0] if not n.startswith("depth_kd_ros") else n for n in names}
+
+
+def test_only_the_rclpy_glue_and_the_node_files_import_rclpy():
+    files = sorted((REPO_ROOT / "depth_kd_ros").glob("*.py"))
+    rclpy_users = {p.stem for p in files if {"rclpy", "rcl_interfaces"} & _imports(p)}
+    assert rclpy_users == {"ros_glue", "mono_depth_node", "stereo_compare_node"}
+    glue_users = {p.stem for p in files if "depth_kd_ros.ros_glue" in _imports(p)}
+    assert glue_users == {"mono_depth_node", "stereo_compare_node"}

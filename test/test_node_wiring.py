@@ -142,11 +142,11 @@ def ros(monkeypatch):
         mod(name)
     for name, m in mods.items():
         monkeypatch.setitem(sys.modules, name, m)
-    for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
+    for name in ("depth_kd_ros.ros_glue", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     yield
-    for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
+    for name in ("depth_kd_ros.ros_glue", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         sys.modules.pop(name, None)
 
@@ -249,7 +249,7 @@ def test_spin_exits_1_naming_the_node_on_a_bad_checkpoint_and_always_shuts_down(
     import rclpy
 
     from depth_kd_core.errors import CheckpointError
-    from depth_kd_ros.ros_params import spin
+    from depth_kd_ros.ros_glue import spin
 
     calls = []
     rclpy.try_shutdown = lambda: calls.append("shutdown")

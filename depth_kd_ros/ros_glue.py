@@ -1,11 +1,12 @@
-"""rclpy glue shared by the nodes: parameter declarations from :class:`ParamSpec` tables,
-run-time parameter changes forwarded to a core, QoS profiles, and the ``/diagnostics``
-publisher.
+"""rclpy glue shared by the nodes, and the only depth_kd_ros module besides the ``*_node.py``
+files that imports rclpy: parameters declared from a :class:`~depth_kd_ros.params.NodeParams`
+table (descriptors with ranges), run-time parameter changes forwarded to a core, QoS profiles,
+the ``/diagnostics`` publisher and the ``spin`` entry point.
 
 Imports rclpy and message packages that install from PyPI (``ros-jazzy-rclpy`` ...) as well as
-with ROS 2: used only by ``mono_depth_node`` and ``stereo_compare_node``. ``diagnostic_updater``
-(not on PyPI) is not needed: :class:`Diagnostics` publishes ``diagnostic_msgs`` itself, with the
-updater's topic, period parameter and status naming, so both installs behave the same.
+with ROS 2. ``diagnostic_updater`` (not on PyPI) is not needed: :class:`Diagnostics` publishes
+``diagnostic_msgs`` itself, with the updater's topic, period parameter and status naming, so
+both installs behave the same.
 """
 
 from __future__ import annotations
