@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera_model import CameraCalibration, check_calibrated
+from depth_kd_core.data.msg_build import Types
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
                                          OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, DepthPrediction
-from depth_kd_ros import conversions as cv
+from depth_kd_ros.conversions import bridged_msg_to_rgb8
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind, stamp_age_ms)
 from depth_kd_ros.params import MONO_PARAMS, validate_changes, validate_params
@@ -42,7 +43,7 @@ class MonoDepthCore:
         clock: monotonic seconds (tests inject one).
     """
 
-    def __init__(self, estimator: DepthEstimator, params: dict[str, Any], types: cv.Types,
+    def __init__(self, estimator: DepthEstimator, params: dict[str, Any], types: Types,
                  log: Logger, topic: str = "image",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.estimator, self.types, self.topic = estimator, types, topic
@@ -53,7 +54,7 @@ class MonoDepthCore:
         self.clock = clock
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
+    def from_params(cls, params: dict[str, Any], types: Types, log: Logger,
                     topic: str = "image") -> MonoDepthCore:
         """Validate the parameters and load the checkpoint they name."""
         p = validate_params(MONO_PARAMS, params)
@@ -75,8 +76,8 @@ class MonoDepthCore:
         """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
         logged and ignored, so outputs fall back to the training camera."""
         try:
-            self.calib = cv.check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
-                                             "camera_info")
+            self.calib = check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
+                                          "camera_info")
         except DepthKDError as exc:
             self.calib = None
             self.log("warning", f"ignoring camera_info: {exc}", key="camera_info")
@@ -117,7 +118,7 @@ class MonoDepthCore:
 
     def _process(self, msg: Any, wanted: set[str]) -> tuple[dict[str, Any], DepthPrediction]:
         """Decode, then the builder ``bag_infer`` uses too; its notes are logged once."""
-        rgb = cv.msg_to_rgb8(msg, self.topic)
+        rgb = bridged_msg_to_rgb8(msg, self.topic)
         calib = self.calib if self.params["use_camera_info"] else None
         p = self.params
         opts = OutputOptions(p["output_scale"], p["max_sigma"], p["focal_scaling"],

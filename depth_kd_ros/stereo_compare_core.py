@@ -39,12 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import CameraCalibration, stereo_baseline
+from depth_kd_core.data.camera_model import (CameraCalibration, check_calibrated,
+                                             stereo_baseline)
+from depth_kd_core.data.msg_build import Types, copy_header, depth_msg, float_array_msg
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
-from depth_kd_ros import conversions as cv
+from depth_kd_ros.conversions import bridged_msg_to_rgb8
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind, stamp_age_ms)
 from depth_kd_ros.params import STEREO_PARAMS, validate_changes, validate_params
@@ -82,7 +84,7 @@ class StereoCompareCore:
     """
 
     def __init__(self, student: DepthEstimator, teacher: StereoDepthEstimator,
-                 params: dict[str, Any], types: cv.Types, log: Logger, topic: str = "left",
+                 params: dict[str, Any], types: Types, log: Logger, topic: str = "left",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.student, self.teacher, self.types, self.topic = student, teacher, types, topic
         self.params = validate_params(STEREO_PARAMS, params)
@@ -98,7 +100,7 @@ class StereoCompareCore:
                               round(self.params["sync_slop_s"] * 1e9))
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
+    def from_params(cls, params: dict[str, Any], types: Types, log: Logger,
                     topic: str = "left") -> StereoCompareCore:
         """Validate the parameters and load the student and the teacher they name."""
         p = validate_params(STEREO_PARAMS, params)
@@ -183,8 +185,8 @@ class StereoCompareCore:
                 ) -> tuple[np.ndarray, float]:
         """Rectified K of the left image at ``size`` and the baseline in metres."""
         h, w = size
-        calib_l = cv.check_calibrated(CameraCalibration.from_msg(left_info, "left camera_info"),
-                                      "left camera_info")
+        calib_l = check_calibrated(CameraCalibration.from_msg(left_info, "left camera_info"),
+                                   "left camera_info")
         calib_r = CameraCalibration.from_msg(right_info, "right camera_info")
         baseline = stereo_baseline(calib_l, calib_r, "stereo camera_info")
         return calib_l.scaled_to(h, w, "left camera_info").rectified_K(), baseline
@@ -192,16 +194,16 @@ class StereoCompareCore:
     def _process(self, left: Any, right: Any, left_info: Any, right_info: Any,
                  wanted: set[str], teacher_turn: bool, stamp: int
                  ) -> tuple[dict[str, Any], float]:
-        left_rgb = cv.msg_to_rgb8(left, self.topic)
+        left_rgb = bridged_msg_to_rgb8(left, self.topic)
         K, baseline = self._camera(left_info, right_info, left_rgb.shape[:2])
-        header = cv.copy_header(self.types, left.header)
+        header = copy_header(self.types, left.header)
         student = self.student.predict(left_rgb, K)
         out: dict[str, Any] = {}
         if STUDENT in wanted:
-            out[STUDENT] = cv.depth_msg(self.types, header, student.depth)
+            out[STUDENT] = depth_msg(self.types, header, student.depth)
         if not teacher_turn:
             return out, student.timings_ms["inference"]
-        right_rgb = cv.msg_to_rgb8(right, f"{self.topic} (right)")
+        right_rgb = bridged_msg_to_rgb8(right, f"{self.topic} (right)")
         t0 = self.clock()
         teacher = self.teacher.predict(left_rgb, right_rgb, K, baseline)
         self.teacher_stats.record((self.clock() - t0) * 1e3, teacher.timings_ms["inference"])
@@ -209,12 +211,12 @@ class StereoCompareCore:
         teacher_depth = teacher_depth_nan(teacher.depth, self.teacher_max_depth)
         self._score(student.depth, teacher_depth)
         if TEACHER in wanted:
-            out[TEACHER] = cv.depth_msg(self.types, header, teacher_depth)
+            out[TEACHER] = depth_msg(self.types, header, teacher_depth)
         if ABS_ERROR in wanted:
-            out[ABS_ERROR] = cv.depth_msg(self.types, header,
-                                          abs_error(student.depth, teacher_depth))
+            out[ABS_ERROR] = depth_msg(self.types, header,
+                                       abs_error(student.depth, teacher_depth))
         if METRICS in wanted:
-            out[METRICS] = cv.float_array_msg(self.types, METRICS_LABELS, self.rolling())
+            out[METRICS] = float_array_msg(self.types, METRICS_LABELS, self.rolling())
         return out, student.timings_ms["inference"] + teacher.timings_ms["inference"]
 
     def _score(self, student: np.ndarray, teacher: np.ndarray) -> None:

@@ -36,11 +36,13 @@ from std_msgs.msg import Float32MultiArray  # noqa: E402
 from conftest import REALDATA, REPO_ROOT, realdata_path  # noqa: E402
 from depth_kd_core.data import msg_codec as mc  # noqa: E402
 from depth_kd_core.data.camera_model import CameraCalibration  # noqa: E402
+from depth_kd_core.data.msg_build import (COMPRESSED, camera_info_msg, image_msg,  # noqa: E402
+                                          make_header)
 from depth_kd_core.data.synthetic import SyntheticWorld  # noqa: E402
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator,  # noqa: E402
                                      colorize_depth)
 from depth_kd_core.metrics import depth_metrics  # noqa: E402
-from depth_kd_ros import conversions as cv  # noqa: E402
+from depth_kd_ros.conversions import bridged_msg_to_rgb8, ros2_message_types  # noqa: E402
 from depth_kd_ros.stereo_compare_core import teacher_depth_nan  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
 
@@ -204,7 +206,7 @@ def context():
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    TYPES = cv.ros2_message_types()
+    TYPES = ros2_message_types()
     yield ctx
     rclpy.shutdown(context=ctx)
     for key, value in saved.items():
@@ -259,19 +261,19 @@ def world():
 
 
 def _header(stamp, frame_id: str):
-    return cv.make_header(TYPES, stamp, frame_id)
+    return make_header(TYPES, stamp, frame_id)
 
 
 def _image(rgb: np.ndarray, stamp, frame_id: str = "cam_optical", **override) -> Image:
     fields = {**mc.image_fields(rgb, "rgb8"), **override}
-    return cv.image_msg(TYPES, _header(stamp, frame_id), fields)
+    return image_msg(TYPES, _header(stamp, frame_id), fields)
 
 
 def _info(K: np.ndarray, stamp, frame_id: str = "cam_optical", tx: float = 0.0,
           size: tuple[int, int] = (H, W)) -> CameraInfo:
     calib = CameraCalibration(size[1], size[0], "plumb_bob", np.zeros(5), K, np.eye(3),
                               np.hstack([K, [[tx], [0.0], [0.0]]]))
-    return cv.camera_info_msg(TYPES, _header(stamp, frame_id), calib)
+    return camera_info_msg(TYPES, _header(stamp, frame_id), calib)
 
 
 def _array(msg) -> np.ndarray:
@@ -416,16 +418,16 @@ def test_mono_node_on_the_real_compressed_camera_bag(nodes, client, ckpt):
     jpeg = msgs["/raspicam_node/image/compressed"]
     calib = CameraCalibration.from_msg(msgs["/raspicam_node/camera_info"], "bag camera_info")
     stamp = (int(jpeg.header.stamp.sec), int(jpeg.header.stamp.nanosec))
-    image = TYPES[cv.COMPRESSED](header=_header(stamp, "raspicam"), format=jpeg.format,
-                                 data=bytes(jpeg.data))
-    info = cv.camera_info_msg(TYPES, _header(stamp, "raspicam"), calib)
+    image = TYPES[COMPRESSED](header=_header(stamp, "raspicam"), format=jpeg.format,
+                              data=bytes(jpeg.data))
+    info = camera_info_msg(TYPES, _header(stamp, "raspicam"), calib)
     proc = nodes["real"]
 
     def frames(st):
-        return [("camera_info", cv.camera_info_msg(TYPES, _header(st, "raspicam"), calib)),
-                ("image/compressed", TYPES[cv.COMPRESSED](header=_header(st, "raspicam"),
-                                                          format=jpeg.format,
-                                                          data=bytes(jpeg.data)))]
+        return [("camera_info", camera_info_msg(TYPES, _header(st, "raspicam"), calib)),
+                ("image/compressed", TYPES[COMPRESSED](header=_header(st, "raspicam"),
+                                                       format=jpeg.format,
+                                                       data=bytes(jpeg.data)))]
 
     try:
         client.last_input_width = int(calib.width)
@@ -434,7 +436,7 @@ def test_mono_node_on_the_real_compressed_camera_bag(nodes, client, ckpt):
                               {"depth": Image, "depth/camera_info": CameraInfo}, stamp, proc)
     finally:
         client.last_input_width = W
-    rgb = cv.msg_to_rgb8(image)
+    rgb = bridged_msg_to_rgb8(image)
     h, w = rgb.shape[0] // 4, rgb.shape[1] // 4
     assert (got["depth"].height, got["depth"].width) == (h, w) == (240, 320)
     expected = DepthEstimator.from_checkpoint(ckpt, "cpu").predict(
