@@ -9,8 +9,12 @@ decoded by ``CvBridge.imgmsg_to_cv2(msg, "passthrough")`` (what ROS users expect
 byte-swapped images, which some cv_bridge releases mis-read, always take the numpy path. Both
 give identical arrays (``test_conversions.py`` checks this where cv_bridge exists).
 
+The functions carry a ``bridged_`` prefix: they take the same messages as the codec's
+``image_to_array`` / ``msg_to_rgb8`` / ``msg_to_depth_m`` plus ``use_cv_bridge``, and one
+name should not mean two functions.
+
 Encoding (``make_msg``, ``depth_msg``, ``camera_info_msg`` …) is
-:mod:`depth_kd_core.data.msg_build`, shared with ``bag_infer`` and re-exported here;
+:mod:`depth_kd_core.data.msg_build`, shared with ``bag_infer``: import it from there.
 :func:`ros2_message_types` gives the rclpy classes it builds for the nodes.
 """
 
@@ -21,11 +25,8 @@ from typing import Any
 import numpy as np
 
 from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.camera_model import check_calibrated  # noqa: F401 - node API
-from depth_kd_core.data.msg_build import (  # noqa: F401 - re-exported for the nodes
-    CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE, ROI, TIME, Types, bgr8_msg,
-    camera_info_msg, copy_header, depth_msg, float_array_msg, image_msg, is_rclpy_class,
-    make_header, make_msg)
+from depth_kd_core.data.msg_build import (CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE,
+                                          ROI, TIME)
 from depth_kd_core.errors import ImageError
 
 _BRIDGE: list[Any] = []  # [CvBridge()] once imported, [None] when cv_bridge is absent
@@ -62,8 +63,8 @@ def _bridge_safe(msg: Any) -> bool:
     return h > 0 and w > 0 and step == row and len(msg.data) == step * h and not swapped
 
 
-def image_to_array(msg: Any, source: str = "", use_cv_bridge: bool | None = None
-                   ) -> np.ndarray:
+def bridged_image_to_array(msg: Any, source: str = "", use_cv_bridge: bool | None = None
+                           ) -> np.ndarray:
     """A raw ``sensor_msgs/Image`` in its native layout (H x W or H x W x C, host order).
 
     Args:
@@ -83,17 +84,17 @@ def image_to_array(msg: Any, source: str = "", use_cv_bridge: bool | None = None
     return mc.image_to_array(msg, source)
 
 
-def msg_to_rgb8(msg: Any, source: str = "", use_cv_bridge: bool | None = None
-                ) -> np.ndarray:
+def bridged_msg_to_rgb8(msg: Any, source: str = "", use_cv_bridge: bool | None = None
+                        ) -> np.ndarray:
     """Image or CompressedImage (any colour/mono/bayer encoding) -> H x W x 3 uint8 RGB."""
     if mc.is_compressed(msg):
         return mc.msg_to_rgb8(msg, source)
-    arr = image_to_array(msg, source, use_cv_bridge)
+    arr = bridged_image_to_array(msg, source, use_cv_bridge)
     return mc.array_to_rgb8(arr, str(msg.encoding), source)
 
 
-def msg_to_depth_m(msg: Any, source: str = "", use_cv_bridge: bool | None = None
-                   ) -> np.ndarray:
+def bridged_msg_to_depth_m(msg: Any, source: str = "", use_cv_bridge: bool | None = None
+                           ) -> np.ndarray:
     """Depth Image (16UC1 mm / 32FC1 m) -> H x W float32 metres, NaN = invalid (REP 118)."""
     if mc.is_compressed(msg):
         depth = mc.msg_to_depth_m(msg, source)
@@ -102,8 +103,8 @@ def msg_to_depth_m(msg: Any, source: str = "", use_cv_bridge: bool | None = None
         if encoding not in mc.DEPTH_ENCODINGS:
             raise ImageError(f"{source}: field 'encoding' is {encoding!r}; a depth image must "
                              f"be 16UC1 (millimetres) or 32FC1 (metres)")
-        depth = mc.depth_array_to_metres(image_to_array(msg, source, use_cv_bridge), encoding,
-                                         source)
+        arr = bridged_image_to_array(msg, source, use_cv_bridge)
+        depth = mc.depth_array_to_metres(arr, encoding, source)
     depth[depth <= 0] = np.nan
     return depth
 

@@ -17,56 +17,17 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera_model import CameraCalibration, check_calibrated
+from depth_kd_core.data.msg_build import Types
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
                                          OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
-from depth_kd_core.errors import ConfigError, DepthKDError
-from depth_kd_core.inference import COLORMAPS, DepthEstimator, DepthPrediction
-from depth_kd_ros import conversions as cv
+from depth_kd_core.errors import DepthKDError
+from depth_kd_core.inference import DepthEstimator, DepthPrediction
+from depth_kd_ros.conversions import bridged_msg_to_rgb8
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind, stamp_age_ms)
-from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
-
-
-MONO_PARAMS = (
-    ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) or exported network "
-              "(.onnx: ONNX Runtime, .ts: TorchScript) to run (required).", read_only=True),
-    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda', "
-              "'cuda:1' ...", read_only=True),
-    ParamSpec("fp16", False, "Half-precision inference (CUDA only; ignored on CPU).",
-              read_only=True),
-    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
-              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
-              "processes share the CPU.", range=(0, 256), read_only=True),
-    ParamSpec("image_transport", "raw", "Subscribe to 'image' (sensor_msgs/Image) or "
-              "'image/compressed' (sensor_msgs/CompressedImage).", choices=("raw", "compressed"),
-              read_only=True),
-    ParamSpec("use_camera_info", True, "Subscribe to 'camera_info' for the camera's "
-              "intrinsics (focal scaling and depth/camera_info).", read_only=True),
-    ParamSpec("focal_scaling", True, "Scale depth and sigma by f_camera / f_training when the "
-              "camera's intrinsics are known."),
-    ParamSpec("output_scale", 1.0, "Size of the published depth as a fraction of the input "
-              "image size; depth/camera_info K and P are scaled to match.", range=(0.05, 1.0)),
-    ParamSpec("max_sigma", 0.0, "Publish depth as NaN where sigma exceeds this many metres "
-              "(0 = no masking; needs a model that predicts sigma).", range=(0.0, 1000.0)),
-    ParamSpec("publish_colorized", True, "Publish depth/colorized (bgr8)."),
-    ParamSpec("colormap", "turbo", "Colour map of depth/colorized.",
-              choices=tuple(COLORMAPS)),
-    ParamSpec("colorize_min_depth", 1.0, "Nearest depth of the colour range, metres.",
-              range=(0.01, 1000.0)),
-    ParamSpec("colorize_max_depth", 80.0, "Farthest depth of the colour range, metres.",
-              range=(0.1, 1000.0)),
-    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
-              range=(2, 1000), read_only=True),
-)
-
-
-def validate_mono_params(values: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    """Validated parameters (defaults filled in unless ``partial``)."""
-    params = validate_params(MONO_PARAMS, values, partial)
-    check_range_pair(params, "colorize_min_depth", "colorize_max_depth")
-    return params
+from depth_kd_ros.params import MONO_PARAMS, validate_changes, validate_params
 
 
 class MonoDepthCore:
@@ -74,7 +35,7 @@ class MonoDepthCore:
 
     Args:
         estimator: the loaded network.
-        params: node parameters (validated with :data:`MONO_PARAMS`).
+        params: node parameters (validated with :data:`~depth_kd_ros.params.MONO_PARAMS`).
         types: message classes (``conversions.ros2_message_types()`` or a rosbags typestore's
             ``types``).
         log: logger with info/warning/error.
@@ -82,21 +43,21 @@ class MonoDepthCore:
         clock: monotonic seconds (tests inject one).
     """
 
-    def __init__(self, estimator: DepthEstimator, params: dict[str, Any], types: cv.Types,
+    def __init__(self, estimator: DepthEstimator, params: dict[str, Any], types: Types,
                  log: Logger, topic: str = "image",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.estimator, self.types, self.topic = estimator, types, topic
-        self.params = validate_mono_params(params)
+        self.params = validate_params(MONO_PARAMS, params)
         self.log = ThrottledLog(log, clock)
         self.stats = FrameStats(self.params["diagnostics_window"], clock)
         self.calib: CameraCalibration | None = None
         self.clock = clock
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
+    def from_params(cls, params: dict[str, Any], types: Types, log: Logger,
                     topic: str = "image") -> MonoDepthCore:
         """Validate the parameters and load the checkpoint they name."""
-        p = validate_mono_params(params)
+        p = validate_params(MONO_PARAMS, params)
         if not p["checkpoint"]:
             raise DepthKDError("parameter 'checkpoint' is empty: set it to a depth_kd .pt, "
                                ".onnx or .ts file")
@@ -108,21 +69,15 @@ class MonoDepthCore:
 
     def set_params(self, changes: dict[str, Any]) -> None:
         """Apply run-time parameter changes (ConfigError, nothing applied, if any is bad)."""
-        fixed = sorted(s.name for s in MONO_PARAMS if s.read_only and s.name in changes
-                       and changes[s.name] != self.params[s.name])
-        if fixed:
-            raise ConfigError(f"parameter(s) {fixed} are read-only: restart the node to "
-                              f"change them")
-        merged = validate_mono_params({**self.params, **changes})
-        self.params = merged
-        self.estimator.focal_scaling = merged["focal_scaling"]
+        self.params = validate_changes(MONO_PARAMS, self.params, changes)
+        self.estimator.focal_scaling = self.params["focal_scaling"]
 
     def on_camera_info(self, msg: Any) -> None:
         """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
         logged and ignored, so outputs fall back to the training camera."""
         try:
-            self.calib = cv.check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
-                                             "camera_info")
+            self.calib = check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
+                                          "camera_info")
         except DepthKDError as exc:
             self.calib = None
             self.log("warning", f"ignoring camera_info: {exc}", key="camera_info")
@@ -163,7 +118,7 @@ class MonoDepthCore:
 
     def _process(self, msg: Any, wanted: set[str]) -> tuple[dict[str, Any], DepthPrediction]:
         """Decode, then the builder ``bag_infer`` uses too; its notes are logged once."""
-        rgb = cv.msg_to_rgb8(msg, self.topic)
+        rgb = bridged_msg_to_rgb8(msg, self.topic)
         calib = self.calib if self.params["use_camera_info"] else None
         p = self.params
         opts = OutputOptions(p["output_scale"], p["max_sigma"], p["focal_scaling"],

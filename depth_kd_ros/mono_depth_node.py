@@ -19,11 +19,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from depth_kd_ros.conversions import ros2_message_types
-from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, MONO_PARAMS,
-                                          UNCERTAINTY, MonoDepthCore)
-from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics,
-                                     declare_parameters, forward_parameter_changes, spin,
-                                     topic_label)
+from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, UNCERTAINTY,
+                                          MonoDepthCore)
+from depth_kd_ros.params import MONO_PARAMS
+from depth_kd_ros.ros_glue import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics, declare_parameters,
+                                   forward_parameter_changes, spin, topic_label)
 
 OUTPUT_TYPES = {DEPTH: Image, DEPTH_INFO: CameraInfo, UNCERTAINTY: Image, COLORIZED: Image}
 
@@ -32,7 +32,7 @@ class MonoDepthNode(Node):
     """Thin rclpy shell around :class:`MonoDepthCore`."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("mono_depth", **kwargs)
+        super().__init__(MONO_PARAMS.node, **kwargs)
         params = declare_parameters(self, MONO_PARAMS)
         compressed = params["image_transport"] == "compressed"
         image_topic = "image/compressed" if compressed else "image"

@@ -1,18 +1,24 @@
-"""Node parameters as data: one table per node, shared by the rclpy node (declarations with
-descriptors), the ROS-free core (validation) and the config YAML files (tests check that
-``config/*.yaml`` holds exactly these parameters with valid values).
+"""Node parameters as data, without ROS: each node's table (:class:`NodeParams`: its specs and
+the rules between them), the one validation every user of the table calls, and reading a
+node's section of a ROS 2 parameter file.
 
-No rclpy here; ``depth_kd_ros.ros_params`` turns a :class:`ParamSpec` into an rclpy
-``ParameterDescriptor`` with its ``FloatingPointRange``/``IntegerRange``.
+One table per node serves the rclpy node (``depth_kd_ros.ros_glue`` declares every spec with
+a descriptor), the ROS-free core (validation at start-up and on run-time changes), the launch
+files (the parameter file is validated before the node starts) and the tests (``config/*.yaml``
+holds exactly these parameters with valid values).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from depth_kd_core.errors import ConfigError
+from depth_kd_core.inference import COLORMAPS
 
 Value = bool | int | float | str
 
@@ -50,7 +56,8 @@ class ParamSpec:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # YAML "1" for a double is fine
         if type(value) is not kind:
-            raise ConfigError(f"parameter '{self.name}' must be a {kind.__name__}, got "
+            article = "an" if kind is int else "a"
+            raise ConfigError(f"parameter '{self.name}' must be {article} {kind.__name__}, got "
                               f"{value!r} ({type(value).__name__})")
         if self.range is not None:
             low, high = self.range
@@ -71,30 +78,231 @@ class ParamSpec:
         return self.description + extra + (" (read-only: set at start-up)"
                                            if self.read_only else "")
 
+    def expected(self) -> str:
+        """What a value must be, for errors about values rclpy refused before we saw them."""
+        text = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 1.0, "
+                "not 1)", str: "a string"}[self.kind]
+        if self.range is not None:
+            text += f" in [{self.range[0]}, {self.range[1]}]"
+        if self.choices:
+            text += f", one of {', '.join(self.choices)}"
+        return text
 
-def defaults(specs: Iterable[ParamSpec]) -> dict[str, Value]:
-    """{name: default}."""
-    return {s.name: s.default for s in specs}
+
+@dataclass(frozen=True)
+class LessThan:
+    """Cross-parameter rule: ``low`` must be smaller than ``high`` (e.g. a depth range)."""
+
+    low: str
+    high: str
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """ConfigError naming both parameters unless params[low] < params[high]."""
+        if not params[self.low] < params[self.high]:
+            raise ConfigError(f"parameter '{self.low}' ({params[self.low]}) must be smaller "
+                              f"than '{self.high}' ({params[self.high]})")
 
 
-def validate_params(specs: Iterable[ParamSpec], values: Mapping[str, Any],
+@dataclass(frozen=True)
+class NodeParams:
+    """One node's parameters.
+
+    Attributes:
+        node: the node's name, also the key of its section in a parameter file.
+        specs: every parameter, in the order of ``config/<node>.yaml``.
+        rules: checks between parameters, applied after each value passed its spec.
+    """
+
+    node: str
+    specs: tuple[ParamSpec, ...]
+    rules: tuple[LessThan, ...] = ()
+
+    def defaults(self) -> dict[str, Value]:
+        """{name: default}."""
+        return {s.name: s.default for s in self.specs}
+
+
+def validate_params(table: NodeParams, values: Mapping[str, Any],
                     partial: bool = False) -> dict[str, Value]:
-    """Validated parameters: defaults overlaid with ``values`` (all of them unless partial).
+    """``values`` checked against ``table``: names, types, ranges, steps, choices, then the
+    cross-parameter rules on the defaults overlaid with ``values`` (what the node will run
+    with).
+
+    Returns:
+        All parameters (defaults filled in), or only those in ``values`` when ``partial``
+        (a parameter file: the node declares the defaults of the rest itself).
 
     Raises:
-        ConfigError: an unknown name, a wrong type or a value out of range.
+        ConfigError: one line naming the parameter (an unknown name, a wrong type, a value out
+            of range or off its step, not one of the choices, a broken rule).
     """
-    table = {s.name: s for s in specs}
-    unknown = sorted(set(values) - set(table))
+    specs = {s.name: s for s in table.specs}
+    unknown = sorted(set(values) - set(specs))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; declared: {sorted(table)}")
-    out = {} if partial else defaults(table.values())
-    out.update({k: table[k].validate(v) for k, v in values.items()})
+        raise ConfigError(f"unknown parameter(s) {unknown}; declared: {sorted(specs)}")
+    given = {name: specs[name].validate(value) for name, value in values.items()}
+    merged = {**table.defaults(), **given}
+    for rule in table.rules:
+        rule.check(merged)
+    return given if partial else merged
+
+
+def validate_changes(table: NodeParams, current: Mapping[str, Any],
+                     changes: Mapping[str, Any]) -> dict[str, Value]:
+    """``current`` with run-time ``changes`` applied, validated as a whole.
+
+    Raises:
+        ConfigError: a read-only parameter changes, or :func:`validate_params` refuses the
+            result; nothing is applied then.
+    """
+    fixed = sorted(s.name for s in table.specs if s.read_only and s.name in changes
+                   and changes[s.name] != current[s.name])
+    if fixed:
+        raise ConfigError(f"parameter(s) {fixed} are read-only: restart the node to change "
+                          f"them")
+    return validate_params(table, {**current, **changes})
+
+
+MONO_PARAMS = NodeParams("mono_depth", (
+    ParamSpec("checkpoint", "", "Path of the depth_kd checkpoint (.pt) or exported network "
+              "(.onnx: ONNX Runtime, .ts: TorchScript) to run (required).", read_only=True),
+    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda', "
+              "'cuda:1' ...", read_only=True),
+    ParamSpec("fp16", False, "Half-precision inference (CUDA only; ignored on CPU).",
+              read_only=True),
+    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
+              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
+              "processes share the CPU.", range=(0, 256), read_only=True),
+    ParamSpec("image_transport", "raw", "Subscribe to 'image' (sensor_msgs/Image) or "
+              "'image/compressed' (sensor_msgs/CompressedImage).", choices=("raw", "compressed"),
+              read_only=True),
+    ParamSpec("use_camera_info", True, "Subscribe to 'camera_info' for the camera's "
+              "intrinsics (focal scaling and depth/camera_info).", read_only=True),
+    ParamSpec("focal_scaling", True, "Scale depth and sigma by f_camera / f_training when the "
+              "camera's intrinsics are known."),
+    ParamSpec("output_scale", 1.0, "Size of the published depth as a fraction of the input "
+              "image size; depth/camera_info K and P are scaled to match.", range=(0.05, 1.0)),
+    ParamSpec("max_sigma", 0.0, "Publish depth as NaN where sigma exceeds this many metres "
+              "(0 = no masking; needs a model that predicts sigma).", range=(0.0, 1000.0)),
+    ParamSpec("publish_colorized", True, "Publish depth/colorized (bgr8)."),
+    ParamSpec("colormap", "turbo", "Colour map of depth/colorized.",
+              choices=tuple(COLORMAPS)),
+    ParamSpec("colorize_min_depth", 1.0, "Nearest depth of the colour range, metres.",
+              range=(0.01, 1000.0)),
+    ParamSpec("colorize_max_depth", 80.0, "Farthest depth of the colour range, metres.",
+              range=(0.1, 1000.0)),
+    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
+              range=(2, 1000), read_only=True),
+), rules=(LessThan("colorize_min_depth", "colorize_max_depth"),))
+
+STEREO_PARAMS = NodeParams("stereo_compare", (
+    ParamSpec("student_checkpoint", "", "Path of the student's depth_kd checkpoint (.pt).",
+              read_only=True),
+    ParamSpec("teacher", "sgbm", "'sgbm' (OpenCV SGBM, no weights) or the path of a stereo "
+              "teacher checkpoint (.pt).", read_only=True),
+    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda' "
+              "...", read_only=True),
+    ParamSpec("fp16", False, "Half-precision network inference (CUDA only).", read_only=True),
+    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
+              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
+              "processes share the CPU.", range=(0, 256), read_only=True),
+    ParamSpec("image_transport", "raw", "Subscribe to raw Images or their '/compressed' "
+              "CompressedImage topics.", choices=("raw", "compressed"), read_only=True),
+    ParamSpec("teacher_rate_hz", 2.0, "How often the teacher runs, by header stamp (Hz).",
+              range=(0.01, 100.0)),
+    ParamSpec("metrics_window", 50, "Teacher pairs averaged in the rolling metrics.",
+              range=(1, 10000), read_only=True),
+    ParamSpec("metrics_min_depth", 0.1, "Teacher depths below this (m) are not scored.",
+              range=(0.001, 100.0)),
+    ParamSpec("metrics_max_depth", 80.0, "Teacher depths above this (m) are not scored.",
+              range=(0.1, 1000.0)),
+    ParamSpec("focal_scaling", True, "Scale the student's depth by f_camera / f_training."),
+    ParamSpec("sgbm_num_disparities", 128, "SGBM disparity search range, pixels (multiple "
+              "of 16).", range=(16, 512), step=16, read_only=True),
+    ParamSpec("sgbm_block_size", 5, "SGBM matching block size, pixels (odd).",
+              range=(1, 31), step=2, read_only=True),
+    ParamSpec("sync_queue_size", 10, "Messages per topic kept for pairing by stamp.",
+              range=(1, 100), read_only=True),
+    ParamSpec("sync_slop_s", 0.02, "Largest stamp difference within a synchronised set, s.",
+              range=(0.0, 1.0), read_only=True),
+    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
+              range=(2, 1000), read_only=True),
+), rules=(LessThan("metrics_min_depth", "metrics_max_depth"),))
+
+
+# ------------------------------------------------------------------- ROS 2 parameter files
+
+# Parameters every rclpy node (Humble/Jazzy) or its diagnostics understands besides its own
+# table; names under ROS_PARAMETER_PREFIXES (per-topic QoS overrides) too.
+ROS_PARAMETERS = ("use_sim_time", "start_type_description_service",
+                  "diagnostic_updater.period", "diagnostic_updater.use_fqn")
+ROS_PARAMETER_PREFIXES = ("qos_overrides.",)
+
+
+def is_ros_parameter(name: str) -> bool:
+    """Whether ``name`` belongs to rclpy or the diagnostics rather than the node's table."""
+    return name in ROS_PARAMETERS or name.startswith(ROS_PARAMETER_PREFIXES)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: nested YAML is how ROS 2 spells dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
     return out
 
 
-def check_range_pair(params: Mapping[str, Any], low: str, high: str) -> None:
-    """Require params[low] < params[high] (e.g. a colour range)."""
-    if low in params and high in params and not params[low] < params[high]:
-        raise ConfigError(f"parameter '{low}' ({params[low]}) must be smaller than "
-                          f"'{high}' ({params[high]})")
+def node_section(data: Mapping[str, Any], node_name: str, source: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``node_name`` (bare, ``/ns/node`` or ``/**`` keys),
+    flattened to dotted names."""
+    for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
+        if key in data:
+            break
+    else:
+        keys = [k for k in data if str(k).rstrip("/").endswith("/" + node_name)]
+        if not keys:
+            raise ConfigError(f"{source}: no section for node '{node_name}' (found "
+                              f"{sorted(map(str, data))}); expected '{node_name}: "
+                              f"ros__parameters: ...'")
+        key = keys[0]
+    section = data[key]
+    if not isinstance(section, Mapping) or "ros__parameters" not in section:
+        raise ConfigError(f"{source}: section '{key}' has no 'ros__parameters' mapping")
+    return _flatten(section["ros__parameters"] or {})
+
+
+def load_node_parameters(params_file: str | Path, table: NodeParams,
+                         overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validated parameters of ``table.node`` from ``params_file`` plus ``overrides`` (launch
+    arguments), for ``launch_ros.actions.Node(parameters=[...])``.
+
+    A section keyed by the bare node name applies in whatever namespace the node is launched,
+    and a typo or a bad value fails at launch, not when the node starts.
+
+    Returns:
+        Only the parameters the file and the overrides set (the node declares the defaults
+        of the rest), rclpy's own ones (:func:`is_ros_parameter`) passed through unchecked.
+
+    Raises:
+        ConfigError: naming the file, the node and the parameter.
+    """
+    path = Path(params_file)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read parameter file {path}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of node names, got {type(data).__name__}")
+    values = node_section(data, table.node, str(path))
+    values.update(overrides or {})
+    extra = {k: v for k, v in values.items() if is_ros_parameter(k)}
+    ours = {k: v for k, v in values.items() if not is_ros_parameter(k)}
+    try:
+        checked = validate_params(table, ours, partial=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} ({table.node}): {exc}") from exc
+    return {**checked, **extra}

@@ -39,62 +39,23 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import CameraCalibration, stereo_baseline
+from depth_kd_core.data.camera_model import (CameraCalibration, check_calibrated,
+                                             stereo_baseline)
+from depth_kd_core.data.msg_build import Types, copy_header, depth_msg, float_array_msg
 from depth_kd_core.data.msg_codec import stamp_ns
-from depth_kd_core.errors import ConfigError, DepthKDError
+from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
-from depth_kd_ros import conversions as cv
+from depth_kd_ros.conversions import bridged_msg_to_rgb8
 from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
                                       fault_kind, stamp_age_ms)
-from depth_kd_ros.params import ParamSpec, check_range_pair, validate_params
+from depth_kd_ros.params import STEREO_PARAMS, validate_changes, validate_params
 from depth_kd_ros.stamp_sync import StampSync
 
 STUDENT, TEACHER, ABS_ERROR, METRICS = "student/depth", "teacher/depth", "abs_error", "metrics"
 OUTPUTS = (STUDENT, TEACHER, ABS_ERROR, METRICS)
 METRIC_KEYS = ("abs_rel", "rmse", "a1")  # depth_kd_core.metrics names; a1 is delta < 1.25
 METRICS_LABELS = "abs_rel,rmse,delta1,frames"
-
-STEREO_PARAMS = (
-    ParamSpec("student_checkpoint", "", "Path of the student's depth_kd checkpoint (.pt).",
-              read_only=True),
-    ParamSpec("teacher", "sgbm", "'sgbm' (OpenCV SGBM, no weights) or the path of a stereo "
-              "teacher checkpoint (.pt).", read_only=True),
-    ParamSpec("device", "", "Torch device: '' = CUDA when available else CPU; 'cpu', 'cuda' "
-              "...", read_only=True),
-    ParamSpec("fp16", False, "Half-precision network inference (CUDA only).", read_only=True),
-    ParamSpec("threads", 0, "CPU threads of torch and OpenCV in this process (0 = half the "
-              "usable cores, at least 1). Fewer threads than cores keep latency flat when other "
-              "processes share the CPU.", range=(0, 256), read_only=True),
-    ParamSpec("image_transport", "raw", "Subscribe to raw Images or their '/compressed' "
-              "CompressedImage topics.", choices=("raw", "compressed"), read_only=True),
-    ParamSpec("teacher_rate_hz", 2.0, "How often the teacher runs, by header stamp (Hz).",
-              range=(0.01, 100.0)),
-    ParamSpec("metrics_window", 50, "Teacher pairs averaged in the rolling metrics.",
-              range=(1, 10000), read_only=True),
-    ParamSpec("metrics_min_depth", 0.1, "Teacher depths below this (m) are not scored.",
-              range=(0.001, 100.0)),
-    ParamSpec("metrics_max_depth", 80.0, "Teacher depths above this (m) are not scored.",
-              range=(0.1, 1000.0)),
-    ParamSpec("focal_scaling", True, "Scale the student's depth by f_camera / f_training."),
-    ParamSpec("sgbm_num_disparities", 128, "SGBM disparity search range, pixels (multiple "
-              "of 16).", range=(16, 512), step=16, read_only=True),
-    ParamSpec("sgbm_block_size", 5, "SGBM matching block size, pixels (odd).",
-              range=(1, 31), step=2, read_only=True),
-    ParamSpec("sync_queue_size", 10, "Messages per topic kept for pairing by stamp.",
-              range=(1, 100), read_only=True),
-    ParamSpec("sync_slop_s", 0.02, "Largest stamp difference within a synchronised set, s.",
-              range=(0.0, 1.0), read_only=True),
-    ParamSpec("diagnostics_window", 30, "Frames over which rate and latency are averaged.",
-              range=(2, 1000), read_only=True),
-)
-
-
-def validate_stereo_params(values: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    """Validated parameters (defaults filled in unless ``partial``)."""
-    params = validate_params(STEREO_PARAMS, values, partial)
-    check_range_pair(params, "metrics_min_depth", "metrics_max_depth")
-    return params
 
 
 def abs_error(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
@@ -117,16 +78,16 @@ class StereoCompareCore:
 
     Args:
         student: monocular estimator; teacher: stereo estimator.
-        params: validated with :data:`STEREO_PARAMS`.
+        params: validated with :data:`~depth_kd_ros.params.STEREO_PARAMS`.
         types: message classes; log: info/warning/error logger; topic: left image topic.
         clock: monotonic seconds (tests inject one).
     """
 
     def __init__(self, student: DepthEstimator, teacher: StereoDepthEstimator,
-                 params: dict[str, Any], types: cv.Types, log: Logger, topic: str = "left",
+                 params: dict[str, Any], types: Types, log: Logger, topic: str = "left",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.student, self.teacher, self.types, self.topic = student, teacher, types, topic
-        self.params = validate_stereo_params(params)
+        self.params = validate_params(STEREO_PARAMS, params)
         self.log = ThrottledLog(log, clock)
         self.stats = FrameStats(self.params["diagnostics_window"], clock)
         self.teacher_stats = FrameStats(self.params["diagnostics_window"], clock)
@@ -139,10 +100,10 @@ class StereoCompareCore:
                               round(self.params["sync_slop_s"] * 1e9))
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], types: cv.Types, log: Logger,
+    def from_params(cls, params: dict[str, Any], types: Types, log: Logger,
                     topic: str = "left") -> StereoCompareCore:
         """Validate the parameters and load the student and the teacher they name."""
-        p = validate_stereo_params(params)
+        p = validate_params(STEREO_PARAMS, params)
         if not p["student_checkpoint"]:
             raise DepthKDError("parameter 'student_checkpoint' is empty: set it to a depth_kd "
                                ".pt file")
@@ -159,11 +120,7 @@ class StereoCompareCore:
 
     def set_params(self, changes: dict[str, Any]) -> None:
         """Apply run-time parameter changes (ConfigError, nothing applied, if any is bad)."""
-        fixed = sorted(s.name for s in STEREO_PARAMS if s.read_only and s.name in changes
-                       and changes[s.name] != self.params[s.name])
-        if fixed:
-            raise ConfigError(f"parameter(s) {fixed} are read-only: restart the node")
-        self.params = validate_stereo_params({**self.params, **changes})
+        self.params = validate_changes(STEREO_PARAMS, self.params, changes)
         self.student.focal_scaling = self.params["focal_scaling"]
         self.metrics.metric_kwargs.update(min_depth=self.params["metrics_min_depth"],
                                           max_depth=self.params["metrics_max_depth"])
@@ -228,8 +185,8 @@ class StereoCompareCore:
                 ) -> tuple[np.ndarray, float]:
         """Rectified K of the left image at ``size`` and the baseline in metres."""
         h, w = size
-        calib_l = cv.check_calibrated(CameraCalibration.from_msg(left_info, "left camera_info"),
-                                      "left camera_info")
+        calib_l = check_calibrated(CameraCalibration.from_msg(left_info, "left camera_info"),
+                                   "left camera_info")
         calib_r = CameraCalibration.from_msg(right_info, "right camera_info")
         baseline = stereo_baseline(calib_l, calib_r, "stereo camera_info")
         return calib_l.scaled_to(h, w, "left camera_info").rectified_K(), baseline
@@ -237,16 +194,16 @@ class StereoCompareCore:
     def _process(self, left: Any, right: Any, left_info: Any, right_info: Any,
                  wanted: set[str], teacher_turn: bool, stamp: int
                  ) -> tuple[dict[str, Any], float]:
-        left_rgb = cv.msg_to_rgb8(left, self.topic)
+        left_rgb = bridged_msg_to_rgb8(left, self.topic)
         K, baseline = self._camera(left_info, right_info, left_rgb.shape[:2])
-        header = cv.copy_header(self.types, left.header)
+        header = copy_header(self.types, left.header)
         student = self.student.predict(left_rgb, K)
         out: dict[str, Any] = {}
         if STUDENT in wanted:
-            out[STUDENT] = cv.depth_msg(self.types, header, student.depth)
+            out[STUDENT] = depth_msg(self.types, header, student.depth)
         if not teacher_turn:
             return out, student.timings_ms["inference"]
-        right_rgb = cv.msg_to_rgb8(right, f"{self.topic} (right)")
+        right_rgb = bridged_msg_to_rgb8(right, f"{self.topic} (right)")
         t0 = self.clock()
         teacher = self.teacher.predict(left_rgb, right_rgb, K, baseline)
         self.teacher_stats.record((self.clock() - t0) * 1e3, teacher.timings_ms["inference"])
@@ -254,12 +211,12 @@ class StereoCompareCore:
         teacher_depth = teacher_depth_nan(teacher.depth, self.teacher_max_depth)
         self._score(student.depth, teacher_depth)
         if TEACHER in wanted:
-            out[TEACHER] = cv.depth_msg(self.types, header, teacher_depth)
+            out[TEACHER] = depth_msg(self.types, header, teacher_depth)
         if ABS_ERROR in wanted:
-            out[ABS_ERROR] = cv.depth_msg(self.types, header,
-                                          abs_error(student.depth, teacher_depth))
+            out[ABS_ERROR] = depth_msg(self.types, header,
+                                       abs_error(student.depth, teacher_depth))
         if METRICS in wanted:
-            out[METRICS] = cv.float_array_msg(self.types, METRICS_LABELS, self.rolling())
+            out[METRICS] = float_array_msg(self.types, METRICS_LABELS, self.rolling())
         return out, student.timings_ms["inference"] + teacher.timings_ms["inference"]
 
     def _score(self, student: np.ndarray, teacher: np.ndarray) -> None:

@@ -22,11 +22,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray
 
 from depth_kd_ros.conversions import ros2_message_types
-from depth_kd_ros.ros_params import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics,
-                                     declare_parameters, forward_parameter_changes, spin,
-                                     topic_label)
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STEREO_PARAMS, STUDENT,
-                                              TEACHER, StereoCompareCore)
+from depth_kd_ros.params import STEREO_PARAMS
+from depth_kd_ros.ros_glue import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics, declare_parameters,
+                                   forward_parameter_changes, spin, topic_label)
+from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
+                                              StereoCompareCore)
 
 OUTPUT_TYPES = {STUDENT: Image, TEACHER: Image, ABS_ERROR: Image, METRICS: Float32MultiArray}
 
@@ -35,7 +35,7 @@ class StereoCompareNode(Node):
     """Thin rclpy shell around :class:`StereoCompareCore`."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("stereo_compare", **kwargs)
+        super().__init__(STEREO_PARAMS.node, **kwargs)
         params = declare_parameters(self, STEREO_PARAMS)
         compressed = params["image_transport"] == "compressed"
         suffix, image_cls = ("/compressed", CompressedImage) if compressed else ("", Image)

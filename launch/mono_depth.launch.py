@@ -16,11 +16,10 @@ from launch_ros.actions import ComposableNodeContainer, Node
 from launch_ros.descriptions import ComposableNode
 from launch_ros.substitutions import FindPackageShare
 
-from depth_kd_ros.launch_params import load_node_parameters
-from depth_kd_ros.mono_depth_core import MONO_PARAMS
+from depth_kd_ros.params import MONO_PARAMS, load_node_parameters
 
 PACKAGE = "depth_kd_ros"
-NODE_NAME = "mono_depth"
+NODE_NAME = MONO_PARAMS.node
 
 # (name, default, description); the default None marks a default computed below.
 ARGUMENTS = (
@@ -50,7 +49,7 @@ def _actions(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     ns = arg("namespace").strip("/")
     model = arg("model_path")
-    params = load_node_parameters(arg("params_file"), NODE_NAME, MONO_PARAMS,
+    params = load_node_parameters(arg("params_file"), MONO_PARAMS,
                                   {"checkpoint": model} if model else None)
     image = arg("image_topic")
     actions = [Node(

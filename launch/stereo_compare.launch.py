@@ -15,11 +15,10 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from depth_kd_ros.launch_params import load_node_parameters
-from depth_kd_ros.stereo_compare_core import STEREO_PARAMS
+from depth_kd_ros.params import STEREO_PARAMS, load_node_parameters
 
 PACKAGE = "depth_kd_ros"
-NODE_NAME = "stereo_compare"
+NODE_NAME = STEREO_PARAMS.node
 
 # (name, default, description); the default None marks a default computed below.
 ARGUMENTS = (
@@ -45,7 +44,7 @@ def _actions(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     overrides = {key: arg(name) for key, name in (("student_checkpoint", "student_model_path"),
                                                   ("teacher", "teacher")) if arg(name)}
-    params = load_node_parameters(arg("params_file"), NODE_NAME, STEREO_PARAMS, overrides)
+    params = load_node_parameters(arg("params_file"), STEREO_PARAMS, overrides)
     remap = []
     for side in ("left", "right"):
         image = arg(f"{side}_image_topic")

@@ -17,7 +17,7 @@ from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.frame_stats import OK, WARN
 from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, OUTPUTS, UNCERTAINTY,
-                                          MonoDepthCore, validate_mono_params)
+                                          MonoDepthCore)
 from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
     torch_single_thread  # noqa: F401 - module fixture
 from node_helpers import FakeClock
@@ -253,20 +253,6 @@ def test_diagnostics_rate_latency_and_age(ckpt):
     assert float(summary.values["stamp_age_ms_mean"]) == pytest.approx(50.0)
     assert float(summary.values["inference_ms_mean"]) > 0
     assert summary.values["model"] == "adu_student" and summary.values["device"] == "cpu"
-
-
-def test_parameters_are_validated_with_names():
-    assert validate_mono_params({})["output_scale"] == 1.0
-    with pytest.raises(ConfigError, match="'output_scale' = 2.0 is outside"):
-        validate_mono_params({"output_scale": 2.0})
-    with pytest.raises(ConfigError, match="'colormap'"):
-        validate_mono_params({"colormap": "sepia"})
-    with pytest.raises(ConfigError, match="unknown parameter"):
-        validate_mono_params({"max_sigmaa": 1.0})
-    with pytest.raises(ConfigError, match="colorize_min_depth"):
-        validate_mono_params({"colorize_min_depth": 50.0, "colorize_max_depth": 10.0})
-    with pytest.raises(ConfigError, match="must be a bool"):
-        validate_mono_params({"fp16": 1})
 
 
 def test_read_only_parameters_cannot_change_at_run_time(core):

@@ -14,9 +14,8 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed: launch tests need ROS 2 "
                                     "(source /opt/ros/<distro>/setup.bash)")
-launch_testing = pytest.importorskip("launch_testing", reason="launch_testing is not "
-                                                              "installed (ros-<distro>-"
-                                                              "launch-testing)")
+pytest.importorskip("launch_testing", reason="launch_testing is not installed "
+                                              "(ros-<distro>-launch-testing)")
 ament_index = pytest.importorskip("ament_index_python.packages",
                                   reason="ament_index_python is not installed")
 try:
@@ -33,7 +32,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from sensor_msgs.msg import Image  # noqa: E402
 
 from depth_kd_core.data import msg_codec as mc  # noqa: E402
-from depth_kd_ros import conversions as cv  # noqa: E402
+from depth_kd_core.data.msg_build import image_msg, make_header  # noqa: E402
+from depth_kd_ros.conversions import ros2_message_types  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
 
 IMAGE_TOPIC = "/launch_test_cam/image_raw"
@@ -65,9 +65,9 @@ class TestMonoDepthLaunch(unittest.TestCase):
         rclpy.shutdown()
 
     def test_depth_follows_the_image(self) -> None:
-        types = cv.ros2_message_types()
+        types = ros2_message_types()
         rgb = np.random.default_rng(0).integers(0, 256, (64, 192, 3), dtype=np.uint8)
-        msg = cv.image_msg(types, cv.make_header(types, STAMP, "launch_cam"),
+        msg = image_msg(types, make_header(types, STAMP, "launch_cam"),
                            mc.image_fields(rgb, "rgb8"))
         pub = self.node.create_publisher(Image, IMAGE_TOPIC, 10)
         got = []

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 
 from bag_helpers import TS
 from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.msg_build import bgr8_msg, depth_msg, make_header
 from depth_kd_core.depth_maps import all_positive_finite
 from depth_kd_core.inference import MIN_WEIGHT, colorize_depth, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
-from depth_kd_ros import conversions as cv
+from depth_kd_ros.conversions import ros2_message_types
 
 
 @pytest.mark.parametrize("colormap", ["turbo", "viridis", "bone"])
@@ -49,7 +50,7 @@ def test_one_pass_resize_of_valid_values_equals_the_normalised_resize(size):
 def _message_types() -> list:
     """rosbags classes, and rclpy's when rclpy is installed."""
     try:
-        return [TS.types, cv.ros2_message_types()]
+        return [TS.types, ros2_message_types()]
     except ImportError:
         return [TS.types]
 
@@ -57,14 +58,14 @@ def _message_types() -> list:
 def test_message_builders_carry_the_array_once_and_exactly():
     depth = np.array([[1.5, np.nan, 0.0], [-2.0, np.inf, 80.0]], np.float32)
     for types in _message_types():
-        hdr = cv.make_header(types, (0, 5), "cam")
-        msg = cv.depth_msg(types, hdr, depth)
+        hdr = make_header(types, (0, 5), "cam")
+        msg = depth_msg(types, hdr, depth)
         assert (msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian) == \
             ("32FC1", 2, 3, 12, 0)
         out = mc.image_to_array(msg)
         np.testing.assert_array_equal(out, [[1.5, np.nan, np.nan], [np.nan, np.nan, 80.0]])
         bgr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-        msg = cv.bgr8_msg(types, hdr, bgr[:, ::-1])  # a non-contiguous view
+        msg = bgr8_msg(types, hdr, bgr[:, ::-1])  # a non-contiguous view
         np.testing.assert_array_equal(mc.image_to_array(msg), bgr[:, ::-1])
 
 
@@ -74,6 +75,6 @@ def test_one_invalid_pixel_leaves_the_fast_path_and_is_published_as_nan(bad):
     assert all_positive_finite(depth)
     depth[3, 4] = bad
     assert not all_positive_finite(depth)
-    out = mc.image_to_array(cv.depth_msg(TS.types, cv.make_header(TS.types, (1, 2), "c"), depth))
+    out = mc.image_to_array(depth_msg(TS.types, make_header(TS.types, (1, 2), "c"), depth))
     assert np.isnan(out[3, 4]) and np.isnan(out).sum() == 1
     assert (colorize_depth(depth, 1.0, 80.0)[3, 4] == 0).all()

@@ -20,8 +20,8 @@ from depth_kd_core.inference import (DepthEstimator, DepthPrediction, StereoDept
                                      auto_threads, set_cpu_threads)
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import LOG_REPEAT_S
-from depth_kd_ros.launch_params import load_node_parameters
-from depth_kd_ros.mono_depth_core import DEPTH, DEPTH_INFO, MONO_PARAMS, MonoDepthCore
+from depth_kd_ros.mono_depth_core import DEPTH, DEPTH_INFO, MonoDepthCore
+from depth_kd_ros.params import MONO_PARAMS, load_node_parameters
 from depth_kd_ros.stamp_sync import StampSync
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
                                               StereoCompareCore)
@@ -156,7 +156,7 @@ def test_parameter_files_may_hold_the_standard_ros_parameters(tmp_path):
                     "    diagnostic_updater:\n      use_fqn: true\n      period: 2.0\n"
                     "    qos_overrides:\n      /parameter_events:\n        publisher:\n"
                     "          depth: 100\n")
-    params = load_node_parameters(path, "mono_depth", MONO_PARAMS)
+    params = load_node_parameters(path, MONO_PARAMS)
     assert params == {"threads": 1, "start_type_description_service": False,
                       "diagnostic_updater.use_fqn": True, "diagnostic_updater.period": 2.0,
                       "qos_overrides./parameter_events.publisher.depth": 100}

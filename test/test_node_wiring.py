@@ -19,8 +19,7 @@ import pytest
 
 from bag_helpers import TS, camera_info, image
 from depth_kd_core.data import msg_codec as mc
-from depth_kd_ros.mono_depth_core import MONO_PARAMS
-from depth_kd_ros.stereo_compare_core import STEREO_PARAMS
+from depth_kd_ros.params import MONO_PARAMS, STEREO_PARAMS
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -143,11 +142,11 @@ def ros(monkeypatch):
         mod(name)
     for name, m in mods.items():
         monkeypatch.setitem(sys.modules, name, m)
-    for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
+    for name in ("depth_kd_ros.ros_glue", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     yield
-    for name in ("depth_kd_ros.ros_params", "depth_kd_ros.mono_depth_node",
+    for name in ("depth_kd_ros.ros_glue", "depth_kd_ros.mono_depth_node",
                  "depth_kd_ros.stereo_compare_node"):
         sys.modules.pop(name, None)
 
@@ -157,9 +156,9 @@ def ckpt(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory.mktemp("w") / "adu.pt")
 
 
-def _assert_declared(node: FakeNode, specs) -> None:
-    assert set(node.declared) - _diagnostic_names(node) == {s.name for s in specs}
-    for spec in specs:
+def _assert_declared(node: FakeNode, table) -> None:
+    assert set(node.declared) - _diagnostic_names(node) == {s.name for s in table.specs}
+    for spec in table.specs:
         default, desc = node.declared[spec.name]
         assert default == spec.default and desc.description.startswith(spec.description)
         assert desc.read_only == spec.read_only
@@ -250,7 +249,7 @@ def test_spin_exits_1_naming_the_node_on_a_bad_checkpoint_and_always_shuts_down(
     import rclpy
 
     from depth_kd_core.errors import CheckpointError
-    from depth_kd_ros.ros_params import spin
+    from depth_kd_ros.ros_glue import spin
 
     calls = []
     rclpy.try_shutdown = lambda: calls.append("shutdown")

@@ -13,29 +13,27 @@ import yaml
 
 from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
-from depth_kd_ros.launch_params import load_node_parameters
-from depth_kd_ros.mono_depth_core import MONO_PARAMS, OUTPUTS, validate_mono_params
-from depth_kd_ros.params import ParamSpec, defaults
-from depth_kd_ros.stereo_compare_core import STEREO_PARAMS, validate_stereo_params
+from depth_kd_ros.mono_depth_core import OUTPUTS
+from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, ParamSpec, load_node_parameters,
+                                 validate_params)
 
-CONFIGS = [("mono_depth", MONO_PARAMS, validate_mono_params),
-           ("stereo_compare", STEREO_PARAMS, validate_stereo_params)]
+TABLES = [MONO_PARAMS, STEREO_PARAMS]
 
 
-@pytest.mark.parametrize("node,specs,validate", CONFIGS)
-def test_config_yaml_holds_exactly_the_declared_parameters(node, specs, validate):
-    data = yaml.safe_load((REPO_ROOT / "config" / f"{node}.yaml").read_text())
-    assert list(data) == [node]
-    params = data[node]["ros__parameters"]
-    assert set(params) == {s.name for s in specs}
-    for spec in specs:  # rclpy refuses an int for a double parameter: types must match exactly
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.node)
+def test_config_yaml_holds_exactly_the_declared_parameters(table):
+    data = yaml.safe_load((REPO_ROOT / "config" / f"{table.node}.yaml").read_text())
+    assert list(data) == [table.node]
+    params = data[table.node]["ros__parameters"]
+    assert list(params) == [s.name for s in table.specs]  # same order as the table
+    for spec in table.specs:  # rclpy refuses an int for a double parameter: types must match
         assert type(params[spec.name]) is spec.kind, spec.name
-    assert validate(params) == params == defaults(specs)
+    assert validate_params(table, params) == params == table.defaults()
 
 
-@pytest.mark.parametrize("specs", [MONO_PARAMS, STEREO_PARAMS])
-def test_every_parameter_has_a_description_and_numbers_a_range(specs):
-    for spec in specs:
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.node)
+def test_every_parameter_has_a_description_and_numbers_a_range(table):
+    for spec in table.specs:
         assert len(spec.description) > 15, spec.name
         if spec.kind in (int, float):
             assert spec.range is not None, spec.name
@@ -46,20 +44,20 @@ def test_parameter_file_loading_validates_and_overrides(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("/**/mono_depth:\n  ros__parameters:\n    output_scale: 0.5\n"
                     "    use_sim_time: true\n    diagnostic_updater:\n      period: 2.0\n")
-    params = load_node_parameters(path, "mono_depth", MONO_PARAMS, {"checkpoint": "/m.pt"})
+    params = load_node_parameters(path, MONO_PARAMS, {"checkpoint": "/m.pt"})
     assert params == {"output_scale": 0.5, "checkpoint": "/m.pt", "use_sim_time": True,
                       "diagnostic_updater.period": 2.0}
     path.write_text("mono_depth:\n  ros__parameters:\n    output_scale: 3.0\n")
     with pytest.raises(ConfigError, match=r"p\.yaml \(mono_depth\).*'output_scale' = 3\.0"):
-        load_node_parameters(path, "mono_depth", MONO_PARAMS)
+        load_node_parameters(path, MONO_PARAMS)
     path.write_text("mono_depth:\n  ros__parameters:\n    max_sigm: 1.0\n")
     with pytest.raises(ConfigError, match="unknown parameter.*max_sigm"):
-        load_node_parameters(path, "mono_depth", MONO_PARAMS)
+        load_node_parameters(path, MONO_PARAMS)
     path.write_text("other_node:\n  ros__parameters: {}\n")
     with pytest.raises(ConfigError, match="no section for node 'mono_depth'"):
-        load_node_parameters(path, "mono_depth", MONO_PARAMS)
-    stereo = load_node_parameters(REPO_ROOT / "config" / "stereo_compare.yaml",
-                                  "stereo_compare", STEREO_PARAMS, {"teacher": "/t.pt"})
+        load_node_parameters(path, MONO_PARAMS)
+    stereo = load_node_parameters(REPO_ROOT / "config" / "stereo_compare.yaml", STEREO_PARAMS,
+                                  {"teacher": "/t.pt"})
     assert stereo["teacher"] == "/t.pt" and stereo["sgbm_num_disparities"] == 128
 
 

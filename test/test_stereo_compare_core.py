@@ -13,12 +13,10 @@ import pytest
 from bag_helpers import TS, header
 from depth_kd_core.data import msg_codec as mc
 from depth_kd_core.data.synthetic import SyntheticWorld
-from depth_kd_core.errors import ConfigError
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import WARN
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, METRICS_LABELS, OUTPUTS,
-                                              STUDENT, TEACHER, StereoCompareCore,
-                                              validate_stereo_params)
+                                              STUDENT, TEACHER, StereoCompareCore)
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -162,15 +160,3 @@ def test_network_teacher_from_a_checkpoint(world_frame, student_ckpt, tmp_path):
     teacher_depth = mc.image_to_array(out[TEACHER])
     assert teacher_depth.shape == (96, 320) and np.isfinite(teacher_depth).all()
     assert core.diagnostics().values["teacher"] == "stereo_concat_teacher"
-
-
-def test_parameters_are_validated():
-    assert validate_stereo_params({})["teacher"] == "sgbm"
-    with pytest.raises(ConfigError, match="'sgbm_num_disparities' = 100 must be 16 \\+ a"):
-        validate_stereo_params({"sgbm_num_disparities": 100})
-    with pytest.raises(ConfigError, match="'sgbm_block_size' = 4"):
-        validate_stereo_params({"sgbm_block_size": 4})
-    with pytest.raises(ConfigError, match="metrics_min_depth"):
-        validate_stereo_params({"metrics_min_depth": 90.0})
-    with pytest.raises(ConfigError, match="'teacher_rate_hz' = 0.0 is outside"):
-        validate_stereo_params({"teacher_rate_hz": 0.0})

@@ -1,17 +1,18 @@
-"""rclpy glue shared by the nodes: parameter declarations from :class:`ParamSpec` tables,
-run-time parameter changes forwarded to a core, QoS profiles, and the ``/diagnostics``
-publisher.
+"""rclpy glue shared by the nodes, and the only depth_kd_ros module besides the ``*_node.py``
+files that imports rclpy: parameters declared from a :class:`~depth_kd_ros.params.NodeParams`
+table (descriptors with ranges), run-time parameter changes forwarded to a core, QoS profiles,
+the ``/diagnostics`` publisher and the ``spin`` entry point.
 
 Imports rclpy and message packages that install from PyPI (``ros-jazzy-rclpy`` ...) as well as
-with ROS 2: used only by ``mono_depth_node`` and ``stereo_compare_node``. ``diagnostic_updater``
-(not on PyPI) is not needed: :class:`Diagnostics` publishes ``diagnostic_msgs`` itself, with the
-updater's topic, period parameter and status naming, so both installs behave the same.
+with ROS 2. ``diagnostic_updater`` (not on PyPI) is not needed: :class:`Diagnostics` publishes
+``diagnostic_msgs`` itself, with the updater's topic, period parameter and status naming, so
+both installs behave the same.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -26,7 +27,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_ros.frame_stats import DiagnosticSummary
-from depth_kd_ros.params import ParamSpec
+from depth_kd_ros.params import NodeParams, ParamSpec
 
 # REP 2003: camera subscriptions use sensor-data QoS; depth 1 drops stale frames instead of
 # queueing them behind a slow network.
@@ -52,8 +53,9 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
-    """Declare every parameter (default, description, range) and return their values.
+def declare_parameters(node: Node, table: NodeParams) -> dict[str, Any]:
+    """Declare every parameter of ``table`` (default, description, range) and return their
+    values.
 
     Raises:
         ConfigError: one line naming the parameter when a start-up value (``-p``, params
@@ -61,7 +63,7 @@ def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]
             end the process with a traceback).
     """
     values = {}
-    for spec in specs:
+    for spec in table.specs:
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default,
                                                        descriptor(spec)).value
@@ -69,7 +71,7 @@ def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]
             if isinstance(exc, DepthKDError):
                 raise
             raise ConfigError(f"parameter '{spec.name}': {_first_line(exc)}; expected "
-                              f"{_expected(spec)}") from exc
+                              f"{spec.expected()}") from exc
     return values
 
 
@@ -77,21 +79,11 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _expected(spec: ParamSpec) -> str:
-    kind = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 1.0, "
-            "not 1)", str: "a string"}[spec.kind]
-    if spec.range is not None:
-        kind += f" in [{spec.range[0]}, {spec.range[1]}]"
-    if spec.choices:
-        kind += f", one of {', '.join(spec.choices)}"
-    return kind
-
-
-def forward_parameter_changes(node: Node, specs: Iterable[ParamSpec],
+def forward_parameter_changes(node: Node, table: NodeParams,
                               apply: Callable[[dict[str, Any]], None]) -> None:
-    """Send run-time changes of our parameters to ``apply`` (a core's ``set_params``);
+    """Send run-time changes of ``table``'s parameters to ``apply`` (a core's ``set_params``);
     a refused change (read-only, out of range, inconsistent) leaves everything as it was."""
-    names = {s.name for s in specs}
+    names = {s.name for s in table.specs}
 
     def on_set(params: list) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in names}
