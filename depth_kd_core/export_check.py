@@ -83,7 +83,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
                   ) -> list[torch.Tensor]:
     """(1, 3, height, width) RGB batches in [0, 1]: the given image files, resized, or two
     rendered synthetic-world views (a street scene: realistic depth ranges and DPMs)."""
-    from depth_kd_core.data.camera_geometry import resize_image
+    from depth_kd_core.data.camera import resize_image
 
     frames: list[np.ndarray] = []
     if paths:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.camera_model import check_calibrated  # noqa: F401 - node API
+from depth_kd_core.data.camera import check_calibrated  # noqa: F401 - node API
 from depth_kd_core.data.msg_build import (  # noqa: F401 - re-exported for the nodes
     CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE, ROI, TIME, Types, bgr8_msg,
     camera_info_msg, copy_header, depth_msg, float_array_msg, image_msg, is_rclpy_class,

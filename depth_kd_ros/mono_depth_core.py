@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
                                          OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)

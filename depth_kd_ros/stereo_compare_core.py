@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import CameraCalibration, stereo_baseline
+from depth_kd_core.data.camera import CameraCalibration, stereo_baseline
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator

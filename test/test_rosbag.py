@@ -21,7 +21,7 @@ from depth_kd_core.data.rosbag import (MonoBagDataset, SequenceBagDataset, Stere
 from depth_kd_core.data.bag_dataset import rgb_to_tensor
 from depth_kd_core.data.schema import check_item, image_to_tensor
 from depth_kd_core.data.synthetic import SyntheticWorld
-from depth_kd_core.data.camera_geometry import resize_image
+from depth_kd_core.data.camera import resize_image
 from depth_kd_core.data.writers import BAG_START_NS, BagTopics, RawRig, write_synthetic_bag
 
 H, W = 48, 160

@@ -13,10 +13,10 @@ from torch.utils.data import Dataset
 
 from depth_kd_core.data import bag_index as bi
 from depth_kd_core.data.bag_reader import BagReader
-from depth_kd_core.data.camera_model import CameraCalibration, Rectifier, needs_rectification
+from depth_kd_core.data.camera import (CameraCalibration, Rectifier, needs_rectification,
+                                       resize_depth, resize_image, scale_intrinsics)
 from depth_kd_core.data.msg_codec import msg_to_depth_m, msg_to_rgb8
 from depth_kd_core.data.schema import map_to_tensor
-from depth_kd_core.data.camera_geometry import resize_depth, resize_image, scale_intrinsics
 from depth_kd_core.errors import BagError, DepthKDError
 
 LOG = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from depth_kd_core.data.bag_reader import BagReader
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.msg_codec import stamp_ns
 from depth_kd_core.errors import BagError

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.errors import ImageError
 
 Types = Mapping[str, Any]

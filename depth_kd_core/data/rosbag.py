@@ -26,7 +26,7 @@ import torch
 from depth_kd_core.data import bag_index as bi
 from depth_kd_core.data.bag_dataset import (DEPTH, DEPTH_TYPES, LEFT, NEXT, PREV, RIGHT,
                                             BagDatasetBase, guess_info_topic)
-from depth_kd_core.data.camera_model import stereo_baseline
+from depth_kd_core.data.camera import stereo_baseline
 from depth_kd_core.data.msg_codec import msg_to_rgb8
 from depth_kd_core.errors import BagError
 
@@ -44,7 +44,7 @@ class MonoBagDataset(BagDatasetBase):
         sequence: add ``prev``/``next`` (neighbouring frames no more than ``max_gap_ms``
             apart; default 2.5 x the median frame period).
         sync_tolerance_ms: how close a depth stamp must be to its image's.
-        rectify: "auto", "always" or "never" (see ``camera_model.needs_rectification``).
+        rectify: "auto", "always" or "never" (see ``camera.needs_rectification``).
         cache_dir: where the index is cached (default beside the bag).
         transform: callable applied to each item (augmentations).
         progress: show a progress bar while indexing.
