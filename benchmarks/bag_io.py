@@ -20,8 +20,8 @@ from pathlib import Path
 from rosbags.highlevel import AnyReader
 from torch.utils.data import DataLoader
 
-from depth_kd_core.data.msg_codec import msg_to_rgb8
-from depth_kd_core.data.rosbag import StereoBagDataset
+from depth_kd_core.data.bags.codec import msg_to_rgb8
+from depth_kd_core.data.bags.datasets import StereoBagDataset
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.data.writers import BagTopics, RawRig, write_synthetic_bag
 

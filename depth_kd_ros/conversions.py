@@ -1,6 +1,6 @@
-"""The node-side face of ``depth_kd_core.data.msg_codec``: messages <-> numpy, no rclpy.
+"""The node-side face of ``depth_kd_core.data.bags.codec``: messages <-> numpy, no rclpy.
 
-Decoding goes through the one codec (``msg_codec``) for every encoding it knows (rgb8, bgr8,
+Decoding goes through the one codec (``data.bags.codec``) for every encoding it knows (rgb8, bgr8,
 rgba8, bgra8, mono8, mono16, bayer_*, 16UC1, 32FC1, yuv422 …), honouring ``step`` (row
 padding) and ``is_bigendian``; anything malformed raises
 :class:`~depth_kd_core.errors.ImageError` (a ``DepthKDError``) naming the field. When
@@ -10,7 +10,7 @@ byte-swapped images, which some cv_bridge releases mis-read, always take the num
 give identical arrays (``test_conversions.py`` checks this where cv_bridge exists).
 
 Encoding (``make_msg``, ``depth_msg``, ``camera_info_msg`` …) is
-:mod:`depth_kd_core.data.msg_build`, shared with ``bag_infer`` and re-exported here;
+:mod:`depth_kd_core.data.bags.messages`, shared with ``bag_infer`` and re-exported here;
 :func:`ros2_message_types` gives the rclpy classes it builds for the nodes.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.camera import check_calibrated  # noqa: F401 - node API
-from depth_kd_core.data.msg_build import (  # noqa: F401 - re-exported for the nodes
+from depth_kd_core.data.bags.messages import (  # noqa: F401 - re-exported for the nodes
     CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE, ROI, TIME, Types, bgr8_msg,
     camera_info_msg, copy_header, depth_msg, float_array_msg, image_msg, is_rclpy_class,
     make_header, make_msg)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from depth_kd_core.data.camera import CameraCalibration
-from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
                                          OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
 from depth_kd_core.errors import ConfigError, DepthKDError

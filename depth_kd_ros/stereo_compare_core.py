@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from depth_kd_core.data.camera import CameraCalibration, stereo_baseline
-from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator

@@ -12,7 +12,7 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from bag_helpers import TS, header, image
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.errors import DepthKDError, ImageError
 from depth_kd_ros import conversions as cv

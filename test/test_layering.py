@@ -27,7 +27,7 @@ FORBIDDEN = {
     "depth_kd_core.inference": ("depth_kd_core.data.transforms", "depth_kd_core.training"),
     "depth_kd_core.export_check": ("depth_kd_core.data.transforms",),
     "depth_kd_core.data.camera": ("depth_kd_core.data.transforms",),
-    "depth_kd_core.data.msg_build": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.bags.messages": ("depth_kd_core.data.transforms",),
     "depth_kd_core.data.semantics": ("depth_kd_core.models", "depth_kd_core.losses"),
     "depth_kd_core.evaluate": ("depth_kd_core.training",),
     "depth_kd_ros.conversions": ("depth_kd_core.data.transforms",),

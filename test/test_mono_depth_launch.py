@@ -32,7 +32,7 @@ import rclpy  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from depth_kd_core.data import msg_codec as mc  # noqa: E402
+from depth_kd_core.data.bags import codec as mc  # noqa: E402
 from depth_kd_ros import conversions as cv  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
 

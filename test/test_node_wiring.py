@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import TS, camera_info, image
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_ros.mono_depth_core import MONO_PARAMS
 from depth_kd_ros.stereo_compare_core import STEREO_PARAMS
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import TS, header
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.metrics import depth_metrics

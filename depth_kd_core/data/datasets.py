@@ -265,7 +265,7 @@ def _kitti(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
 
 
 def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
-    from depth_kd_core.data.rosbag import MonoBagDataset, StereoBagDataset
+    from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
 
     r = cfg.rosbag
     if not r.path:

@@ -19,7 +19,7 @@ from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.kitti import write_depth_png
 from depth_kd_core.data.synthetic import MAX_SEQUENCE_LENGTH, SyntheticWorld
 from depth_kd_core.fileio import atomic_dir, atomic_path, atomic_write_text
