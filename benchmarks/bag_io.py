@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from depth_kd_core.data.bags.codec import msg_to_rgb8
 from depth_kd_core.data.bags.datasets import StereoBagDataset
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.writers import BagTopics, RawRig, write_synthetic_bag
 
 OUT_H, OUT_W = 192, 640

@@ -95,7 +95,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
                 raise ImageError(f"cannot read image {p} (not a PNG/JPEG file?)")
             frames.append(resize_image(bgr[..., ::-1].copy(), height, width))
     else:
-        from depth_kd_core.data.synthetic import SyntheticWorld
+        from depth_kd_core.data.synthetic.world import SyntheticWorld
 
         frames = [SyntheticWorld(seed, height, width).sample(0)["left"] for seed in PARITY_SEEDS]
     return [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float() / 255.0

@@ -17,7 +17,7 @@ from bag_helpers import camera_info, rgb_image, write_bag
 from conftest import realdata_path
 from depth_kd_core.bag_infer import infer_bag, main
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.writers import BagTopics, write_synthetic_bag
 from depth_kd_core.errors import BagError, OutputError
 from depth_kd_core.inference import DepthEstimator

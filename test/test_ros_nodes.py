@@ -36,7 +36,7 @@ from std_msgs.msg import Float32MultiArray  # noqa: E402
 from conftest import REALDATA, REPO_ROOT, realdata_path  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
 from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
-from depth_kd_core.data.synthetic import SyntheticWorld  # noqa: E402
+from depth_kd_core.data.synthetic.world import SyntheticWorld  # noqa: E402
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator,  # noqa: E402
                                      colorize_depth)
 from depth_kd_core.metrics import depth_metrics  # noqa: E402

@@ -20,7 +20,7 @@ from depth_kd_core.data.bags.datasets import (MonoBagDataset, SequenceBagDataset
                                               guess_info_topic)
 from depth_kd_core.data.bags.dataset_base import rgb_to_tensor
 from depth_kd_core.data.schema import check_item, image_to_tensor
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.camera import resize_image
 from depth_kd_core.data.writers import BAG_START_NS, BagTopics, RawRig, write_synthetic_bag
 

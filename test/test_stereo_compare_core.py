@@ -12,7 +12,7 @@ import pytest
 
 from bag_helpers import TS, header
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import WARN

@@ -11,7 +11,7 @@ import torch
 from depth_kd_core.data import transforms as T
 from depth_kd_core.data.camera import crop_intrinsics, resize_depth, scale_intrinsics
 from depth_kd_core.data.schema import check_item, image_to_tensor, map_to_tensor
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import DataError
 
 H, W = 48, 160

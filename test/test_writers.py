@@ -8,7 +8,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from depth_kd_core.data import writers
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 
 
 @pytest.fixture(scope="module")

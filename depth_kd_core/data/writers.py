@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.kitti import write_depth_png
-from depth_kd_core.data.synthetic import MAX_SEQUENCE_LENGTH, SyntheticWorld
+from depth_kd_core.data.synthetic.world import MAX_SEQUENCE_LENGTH, SyntheticWorld
 from depth_kd_core.fileio import atomic_dir, atomic_path, atomic_write_text
 
 BAG_START_NS = 1_700_000_000 * 10**9  # an arbitrary, realistic epoch for synthetic stamps
