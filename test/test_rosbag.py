@@ -22,7 +22,8 @@ from depth_kd_core.data.bags.dataset_base import rgb_to_tensor
 from depth_kd_core.data.schema import check_item, image_to_tensor
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.camera import resize_image
-from depth_kd_core.data.writers import BAG_START_NS, BagTopics, RawRig, write_synthetic_bag
+from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.bags.writer import BagTopics, RawRig
 
 H, W = 48, 160
 PER_SCENE = 5

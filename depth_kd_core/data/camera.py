@@ -283,6 +283,27 @@ class Rectifier:
                          borderMode=cv2.BORDER_CONSTANT)
 
 
+def distort_to_raw(rect: np.ndarray, K: np.ndarray, D: np.ndarray, R: np.ndarray,
+                   P: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """The raw (distorted, unrotated) image whose rectification with (K, D, R, P) is ``rect``.
+
+    The inverse of :class:`Rectifier`: makes raw camera images out of rectified ones (bag
+    writing, rectification tests); ``nearest`` for depth maps.
+    """
+    h, w = rect.shape[:2]
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    raw_px = np.stack([u.ravel(), v.ravel()], axis=1)[:, None, :]
+    rect_px = cv2.undistortPoints(raw_px, K, D, R=R, P=P).reshape(h, w, 2)
+    return cv2.remap(rect, rect_px[..., 0], rect_px[..., 1],
+                     cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT)
+
+
+def axis_angle_rotation(rx: float, ry: float, rz: float) -> np.ndarray:
+    """3 x 3 rotation of the rotation vector (rx, ry, rz), radians (Rodrigues)."""
+    return cv2.Rodrigues(np.array([rx, ry, rz], dtype=np.float64))[0]
+
+
 def stereo_baseline(left: CameraCalibration, right: CameraCalibration,
                     source: str = "") -> float:
     """Baseline in metres from the projections: ``(P_l[0, 3] - P_r[0, 3]) / fx``.
