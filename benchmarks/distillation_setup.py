@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from depth_kd_core.data.synthetic import KITTI_BASELINE_M
+from depth_kd_core.data.synthetic.world import KITTI_BASELINE_M
 
 
 @dataclass

@@ -164,7 +164,7 @@ def node_overhead_ms(ckpt: Path, size: tuple[int, int], repeat: int) -> tuple[fl
 
 
 def _image_msg(types, rgb: np.ndarray):
-    from depth_kd_core.data import msg_codec as mc
+    from depth_kd_core.data.bags import codec as mc
 
     cls = types.types["sensor_msgs/msg/Image"]
     hdr = types.types["std_msgs/msg/Header"]

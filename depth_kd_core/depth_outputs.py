@@ -29,8 +29,8 @@ from typing import Any, Collection
 
 import numpy as np
 
-from depth_kd_core.data import msg_build as mb
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.bags import messages as mb
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.inference import DepthEstimator, DepthPrediction, colorize_depth
 
 DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",

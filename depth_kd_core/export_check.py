@@ -86,7 +86,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
     These are the given image files, resized, or two rendered synthetic-world views (a street
     scene: realistic depth ranges and DPMs).
     """
-    from depth_kd_core.data.camera_geometry import resize_image
+    from depth_kd_core.data.camera import resize_image
 
     frames: list[np.ndarray] = []
     if paths:
@@ -98,7 +98,7 @@ def parity_images(height: int, width: int, paths: list[str | Path] | None = None
                 raise ImageError(f"cannot read image {p} (not a PNG/JPEG file?)")
             frames.append(resize_image(bgr[..., ::-1].copy(), height, width))
     else:
-        from depth_kd_core.data.synthetic import SyntheticWorld
+        from depth_kd_core.data.synthetic.world import SyntheticWorld
 
         frames = [SyntheticWorld(seed, height, width).sample(0)["left"] for seed in PARITY_SEEDS]
     return [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float() / 255.0

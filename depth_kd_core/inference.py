@@ -43,8 +43,7 @@ import numpy as np
 import torch
 
 from depth_kd_core.checkpoint import load_checkpoint
-from depth_kd_core.data.camera_geometry import resize_image, scale_intrinsics
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera import CameraCalibration, resize_image, scale_intrinsics
 from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
                                       colorize_depth, resize_depth_nan, resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError

@@ -1,6 +1,6 @@
-"""The node-side face of ``depth_kd_core.data.msg_codec``: messages <-> numpy, no rclpy.
+"""The node-side face of ``depth_kd_core.data.bags.codec``: messages <-> numpy, no rclpy.
 
-Decoding goes through the one codec (``msg_codec``) for every encoding it knows (rgb8, bgr8,
+Decoding goes through the one codec (``data.bags.codec``) for every encoding it knows (rgb8, bgr8,
 rgba8, bgra8, mono8, mono16, bayer_*, 16UC1, 32FC1, yuv422 …), honouring ``step`` (row
 padding) and ``is_bigendian``; anything malformed raises
 :class:`~depth_kd_core.errors.ImageError` (a ``DepthKDError``) naming the field. When
@@ -14,7 +14,7 @@ The functions carry a ``bridged_`` prefix: they take the same messages as the co
 name should not mean two functions.
 
 Encoding (``make_msg``, ``depth_msg``, ``camera_info_msg`` …) is
-:mod:`depth_kd_core.data.msg_build`, shared with ``bag_infer``: import it from there.
+:mod:`depth_kd_core.data.bags.messages`, shared with ``bag_infer``: import it from there.
 :func:`ros2_message_types` gives the rclpy classes it builds for the nodes.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.msg_build import (CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE,
-                                          ROI, TIME)
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.bags.messages import (CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE,
+                                              ROI, TIME)
 from depth_kd_core.errors import ImageError
 
 _BRIDGE: list[Any] = []  # [CvBridge()] once imported, [None] when cv_bridge is absent

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera_model import CameraCalibration, check_calibrated
-from depth_kd_core.data.msg_build import Types
-from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated
+from depth_kd_core.data.bags.messages import Types
+from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
                                          OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
 from depth_kd_core.errors import DepthKDError

@@ -39,10 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import (CameraCalibration, check_calibrated,
-                                             stereo_baseline)
-from depth_kd_core.data.msg_build import Types, copy_header, depth_msg, float_array_msg
-from depth_kd_core.data.msg_codec import stamp_ns
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated, stereo_baseline
+from depth_kd_core.data.bags.messages import Types, copy_header, depth_msg, float_array_msg
+from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator

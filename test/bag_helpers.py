@@ -8,7 +8,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 STEREO = ("/stereo/left/image_rect", "/stereo/right/image_rect", "/stereo/left/camera_info",

@@ -25,10 +25,10 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
 from conftest import REPO_ROOT
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.camera_model import CameraCalibration
-from depth_kd_core.data.msg_build import camera_info_msg, image_msg, make_header
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.camera import CameraCalibration
+from depth_kd_core.data.bags.messages import camera_info_msg, image_msg, make_header
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_ros.conversions import ros2_message_types
 
 NS = "/depth_kd_test"

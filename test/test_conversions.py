@@ -1,6 +1,6 @@
 """depth_kd_ros.conversions: every listed encoding decodes to the right values honouring step and
 byte order, malformed messages raise a DepthKDError naming the field, outgoing messages
-(``depth_kd_core.data.msg_build``, what the nodes publish) are valid ROS 2 messages for rosbags
+(``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for rosbags
 classes and carry array.array sequences for rclpy classes, and cv_bridge (where installed)
 gives the same arrays as the numpy path."""
 
@@ -13,10 +13,10 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from bag_helpers import TS, header, image
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.camera_model import CameraCalibration
-from depth_kd_core.data.msg_build import (FLOAT_ARRAY, IMAGE, camera_info_msg, copy_header,
-                                          depth_msg, float_array_msg, make_header)
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.camera import CameraCalibration
+from depth_kd_core.data.bags.messages import (FLOAT_ARRAY, IMAGE, camera_info_msg, copy_header,
+                                              depth_msg, float_array_msg, make_header)
 from depth_kd_core.errors import DepthKDError, ImageError
 from depth_kd_ros import conversions
 from depth_kd_ros.conversions import (bridged_image_to_array, bridged_msg_to_depth_m,

@@ -16,9 +16,9 @@ from depth_kd_core.config import build_dataclass
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import CachedDataset, build_datasets
 from depth_kd_core.data.schema import check_item
-from depth_kd_core.data.synthetic import SyntheticWorld
-from depth_kd_core.data.synthetic_dataset import SyntheticStereoDataset
-from depth_kd_core.data.writers import write_synthetic_bag, write_synthetic_kitti
+from depth_kd_core.data.synthetic.world import SyntheticWorld
+from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
+from depth_kd_core.data.synthetic.recording import write_synthetic_bag, write_synthetic_kitti
 from depth_kd_core.errors import DataError
 
 H, W = 32, 96
@@ -146,7 +146,7 @@ def test_rosbag_source_holds_out_the_tail_of_the_bag(tmp_path):
 def test_resize_then_crop_keeps_focal_and_shifts_the_principal_point():
     from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
     from depth_kd_core.data.datasets import build_datasets, load_size
-    from depth_kd_core.data.synthetic import SyntheticWorld
+    from depth_kd_core.data.synthetic.world import SyntheticWorld
 
     cfg = DataCfg(height=32, width=64, resize_height=64, resize_width=192,
                   synthetic=SyntheticSourceCfg(scenes=2, val_scenes=1, gt="dense", cache=False))

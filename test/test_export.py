@@ -173,7 +173,7 @@ def test_cli_check_prints_parity_figures_and_errors_are_one_line(exported, capsy
 
 def test_node_core_runs_an_onnx_file_as_it_runs_the_checkpoint(exported):
     from bag_helpers import TS, image
-    from depth_kd_core.data import msg_codec as mc
+    from depth_kd_core.data.bags import codec as mc
     from depth_kd_ros.mono_depth_core import DEPTH, UNCERTAINTY, MonoDepthCore
 
     ckpt, path = exported("tiekd_student")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import requires_cuda
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator, colorize_depth,
                                      resize_depth_nan, resize_valid, select_device)

@@ -2,7 +2,9 @@
 
 Every ``import`` counts, function-local ones included: a lazy import still ties two modules
 together. Fails on import circles inside ``depth_kd_core``, on loss modules reaching for models,
-on the core reaching for ROS, and on the upward imports issue 17 removed.
+on the core reaching for ROS, on the upward imports issue 17 removed, on ``data/`` sources
+(bags, synthetic, kitti) reaching into each other instead of going through the shared data
+modules, and on camera helpers taken from the augmentation module instead of ``data/camera.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ FORBIDDEN = {
     "depth_kd_core.checkpoint": ("depth_kd_core.models", "depth_kd_core.recipes"),
     "depth_kd_core.inference": ("depth_kd_core.data.transforms", "depth_kd_core.training"),
     "depth_kd_core.export_check": ("depth_kd_core.data.transforms",),
-    "depth_kd_core.data.camera_model": ("depth_kd_core.data.transforms",),
-    "depth_kd_core.data.camera_geometry": ("depth_kd_core.data.transforms",),
-    "depth_kd_core.data.msg_build": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.camera": ("depth_kd_core.data.transforms",),
+    "depth_kd_core.data.bags.messages": ("depth_kd_core.data.transforms",),
     "depth_kd_core.data.semantics": ("depth_kd_core.models", "depth_kd_core.losses"),
     "depth_kd_core.evaluate": ("depth_kd_core.training",),
     "depth_kd_ros.conversions": ("depth_kd_core.data.transforms",),
@@ -152,3 +153,102 @@ def test_one_device_picker():
                if isinstance(node, ast.FunctionDef) and node.name in
                ("select_device", "pick_device", "choose_device")]
     assert pickers == ["depth_kd_core.runtime.select_device"]
+
+
+# ------------------------------------------------------------------------- data/ by source
+
+DATA = "depth_kd_core.data"
+# Each source package imports the shared top-level data modules, never another source or the
+# dataset factory; the one crossing is the synthetic world recorded as a bag and as KITTI.
+DATA_SOURCES = (f"{DATA}.bags", f"{DATA}.synthetic", f"{DATA}.kitti")
+DATA_SHARED = (f"{DATA}.camera", f"{DATA}.schema", f"{DATA}.transforms", f"{DATA}.config",
+               f"{DATA}.semantics")
+DATA_FACTORY = f"{DATA}.datasets"  # build_datasets: the one module that knows every source
+SOURCE_CROSSINGS = {f"{DATA}.synthetic.recording": (f"{DATA}.bags.writer", f"{DATA}.kitti")}
+CAMERA, TRANSFORMS = f"{DATA}.camera", f"{DATA}.transforms"
+SCANNED = (*PACKAGES, "benchmarks", "test", "launch")  # where camera helpers are looked for
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _source(name: str) -> str | None:
+    return next((s for s in DATA_SOURCES if _under(name, s)), None)
+
+
+def source_crossings(imports: dict[str, set[str]]) -> list[str]:
+    """``module: import`` for each import by a data source of another source or the factory,
+    other than the ``SOURCE_CROSSINGS`` it is allowed."""
+    hits = []
+    for name, deps in imports.items():
+        own = _source(name)
+        if own is None:
+            continue
+        allowed = SOURCE_CROSSINGS.get(name, ())
+        hits += [f"{name}: {d}" for d in sorted(deps)
+                 if _under(d, DATA_FACTORY) or (_source(d) not in (None, own)
+                                                and not any(_under(d, a) for a in allowed))]
+    return hits
+
+
+def test_every_data_module_is_a_source_shared_or_the_factory():
+    top = {name for name in MODULES if name.startswith(DATA + ".") and name.count(".") == 2}
+    assert top == {*DATA_SOURCES, *DATA_SHARED, DATA_FACTORY}
+
+
+def test_data_sources_import_no_other_source():
+    assert source_crossings(IMPORTS) == []
+    assert source_crossings({f"{DATA}.bags.reader": {f"{DATA}.synthetic.world"},
+                             f"{DATA}.synthetic.world": {f"{DATA}.bags.codec"},
+                             f"{DATA}.kitti": {DATA_FACTORY}}) == [
+        f"{DATA}.bags.reader: {DATA}.synthetic.world",
+        f"{DATA}.synthetic.world: {DATA}.bags.codec", f"{DATA}.kitti: {DATA_FACTORY}"]
+
+
+def test_shared_data_modules_import_no_source():
+    hits = [h for m in DATA_SHARED for h in offending(m, (*DATA_SOURCES, DATA_FACTORY))]
+    assert hits == []
+
+
+def camera_names() -> set[str]:
+    """Names ``data/camera.py`` defines at its top level."""
+    names = set()
+    for node in ast.parse(MODULES[CAMERA].read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def camera_helpers_from_transforms(source: str, names: set[str]) -> list[str]:
+    """Camera helpers ``source`` takes from the augmentation module: imported from it, or read
+    as attributes of it (``T.scale_intrinsics`` after ``from depth_kd_core.data import
+    transforms as T``)."""
+    tree = ast.parse(source)
+    modules, hits = {TRANSFORMS}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == TRANSFORMS:
+            hits += [a.name for a in node.names if a.name in names]
+        elif isinstance(node, ast.ImportFrom) and node.module == DATA:
+            modules.update(a.asname or a.name for a in node.names if a.name == "transforms")
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname for a in node.names if a.name == TRANSFORMS and a.asname)
+    hits += [f"{ast.unparse(node.value)}.{node.attr}" for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr in names
+             and ast.unparse(node.value) in modules]
+    return hits
+
+
+def test_camera_helpers_come_from_the_camera_module_only():
+    names = camera_names()
+    assert {"scale_intrinsics", "resize_image", "CameraCalibration"} <= names
+    assert camera_helpers_from_transforms(
+        "from depth_kd_core.data.transforms import Crop, resize_image\n"
+        "from depth_kd_core.data import transforms as T\nK = T.scale_intrinsics(K, 2, 2)\n",
+        names) == ["resize_image", "T.scale_intrinsics"]
+    hits = [f"{path.relative_to(REPO_ROOT)}: {hit}" for folder in SCANNED
+            for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+            for hit in camera_helpers_from_transforms(path.read_text(), names)]
+    assert hits == []

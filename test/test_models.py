@@ -145,7 +145,7 @@ def test_xdistill_regrouping_table_matches_the_paper():
 
 @pytest.mark.realdata
 def test_sgbm_teacher_on_middlebury_within_3px():
-    from depth_kd_core.data.middlebury import load_middlebury
+    from middlebury import load_middlebury
 
     pair = load_middlebury(realdata_path("middlebury_motorcycle_quarter"))
     model = create_model("sgbm_teacher", num_disparities=80)

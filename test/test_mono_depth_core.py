@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bag_helpers import TS, camera_info, header, image
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.frame_stats import OK, WARN

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import DepthKDError, ImageError
 
 TS = get_typestore(Stores.ROS2_HUMBLE)

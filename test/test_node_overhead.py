@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from bag_helpers import TS
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.msg_build import bgr8_msg, depth_msg, make_header
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.bags.messages import bgr8_msg, depth_msg, make_header
 from depth_kd_core.depth_maps import all_positive_finite
 from depth_kd_core.inference import MIN_WEIGHT, colorize_depth, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import TS, camera_info, image
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_ros.params import MONO_PARAMS, STEREO_PARAMS
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 

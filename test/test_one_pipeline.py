@@ -16,8 +16,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from conftest import realdata_path
 from depth_kd_core.bag_infer import infer_bag
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.rosbag import MonoBagDataset
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.bags.datasets import MonoBagDataset
 from depth_kd_core.evaluate import Predictor
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.mono_depth_core import MonoDepthCore

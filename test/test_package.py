@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import xml.etree.ElementTree as ET
 
@@ -67,3 +68,19 @@ def test_core_never_imports_ros():
     offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "depth_kd_core").rglob("*.py")
                  if banned.search(p.read_text())]
     assert offenders == []
+
+
+def test_setup_ships_every_folder_of_python_modules():
+    """find_packages skips a folder without ``__init__.py`` silently: every folder holding
+    modules (data/bags, data/synthetic …) must be a package that setup.py's include finds."""
+    from setuptools import find_packages
+
+    setup_text = (REPO_ROOT / "setup.py").read_text()
+    include = ast.literal_eval(re.search(r"find_packages\(include=(\[.*?\])\)", setup_text,
+                                         flags=re.S)[1])
+    shipped = set(find_packages(str(REPO_ROOT), include=include))
+    folders = {".".join(p.parent.relative_to(REPO_ROOT).parts)
+               for top in ("depth_kd_core", "depth_kd_ros")
+               for p in (REPO_ROOT / top).rglob("*.py")}
+    assert folders <= shipped
+    assert {"depth_kd_core.data.bags", "depth_kd_core.data.synthetic"} <= shipped

@@ -31,10 +31,10 @@ from depth_kd_core import bag_infer, train
 from depth_kd_core.checkpoint import load_checkpoint, save_checkpoint
 from depth_kd_core.cli import error_message
 from depth_kd_core.config import to_dict
-from depth_kd_core.data import msg_codec as mc
+from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.config import DataCfg, RosbagSourceCfg
 from depth_kd_core.data.datasets import build_datasets
-from depth_kd_core.data.rosbag import MonoBagDataset, StereoBagDataset
+from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
 from depth_kd_core.errors import BagError, CheckpointError
 from depth_kd_core.models.registry import create_model
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture

@@ -22,9 +22,9 @@ from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from conftest import REALDATA, realdata_path  # noqa: E402
-from depth_kd_core.data import msg_codec as mc  # noqa: E402
-from depth_kd_core.data.camera_model import CameraCalibration  # noqa: E402
-from depth_kd_core.data.msg_build import COMPRESSED, camera_info_msg  # noqa: E402
+from depth_kd_core.data.bags import codec as mc  # noqa: E402
+from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
+from depth_kd_core.data.bags.messages import COMPRESSED, camera_info_msg  # noqa: E402
 from depth_kd_core.inference import DepthEstimator, colorize_depth  # noqa: E402
 from depth_kd_ros.conversions import bridged_msg_to_rgb8  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402

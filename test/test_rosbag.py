@@ -15,14 +15,15 @@ from bag_helpers import DEPTH, STEREO
 from conftest import realdata_path
 from torch.utils.data import DataLoader, default_collate
 
-from depth_kd_core.data import bag_index as bi
-from depth_kd_core.data.rosbag import (MonoBagDataset, SequenceBagDataset, StereoBagDataset,
-                                       guess_info_topic)
-from depth_kd_core.data.bag_dataset import rgb_to_tensor
+from depth_kd_core.data.bags import index as bi
+from depth_kd_core.data.bags.datasets import (MonoBagDataset, SequenceBagDataset, StereoBagDataset,
+                                              guess_info_topic)
+from depth_kd_core.data.bags.dataset_base import rgb_to_tensor
 from depth_kd_core.data.schema import check_item, image_to_tensor
-from depth_kd_core.data.synthetic import SyntheticWorld
-from depth_kd_core.data.camera_geometry import resize_image
-from depth_kd_core.data.writers import BAG_START_NS, BagTopics, RawRig, write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
+from depth_kd_core.data.camera import resize_image
+from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.bags.writer import BagTopics, RawRig
 
 H, W = 48, 160
 PER_SCENE = 5

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_core.models.registry import create_model
 

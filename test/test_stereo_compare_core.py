@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bag_helpers import TS, header
-from depth_kd_core.data import msg_codec as mc
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import WARN
 from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, METRICS_LABELS, OUTPUTS,

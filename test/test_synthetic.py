@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depth_kd_core.data import synthetic_scene as sc
-from depth_kd_core.data.synthetic import SyntheticWorld
-from depth_kd_core.data.synthetic_dataset import SyntheticStereoDataset
+from depth_kd_core.data.synthetic import scene as sc
+from depth_kd_core.data.synthetic.world import SyntheticWorld
+from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
 from depth_kd_core.data.schema import check_item
 
 H, W = 96, 320
@@ -84,7 +84,8 @@ def test_consecutive_frames_reproject_with_pose_and_depth(world):
     def reproject(T):
         v, u = np.mgrid[0:H, 0:W]
         z = f0["depth"]
-        pts = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
+        pts = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z,
+                        np.ones_like(z)])
         p1 = np.tensordot(T, pts, axes=1)
         u1 = np.round(K[0, 0] * p1[0] / p1[2] + K[0, 2]).astype(int)
         v1 = np.round(K[1, 1] * p1[1] / p1[2] + K[1, 2]).astype(int)
@@ -145,7 +146,8 @@ def test_dataset_items_follow_the_batch_schema():
     ds = SyntheticStereoDataset(seed=0, length=2, height=64, width=192, sequence=True, gt="lidar")
     item = ds[1]
     check_item(item)
-    assert item["left"].shape == (3, 64, 192) and 0 <= item["left"].min() and item["left"].max() <= 1
+    assert item["left"].shape == (3, 64, 192)
+    assert 0 <= item["left"].min() and item["left"].max() <= 1
     assert set(item) >= {"left", "right", "K", "baseline", "depth_gt", "semantics", "prev", "next"}
     assert (item["depth_gt"] > 0).float().mean() < 0.1  # sparse LiDAR GT
     assert not np.array_equal(item["prev"].numpy(), item["left"].numpy())

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from depth_kd_core.data import transforms as T
+from depth_kd_core.data.camera import crop_intrinsics, resize_depth, scale_intrinsics
 from depth_kd_core.data.schema import check_item, image_to_tensor, map_to_tensor
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import DataError
 
 H, W = 48, 160
@@ -68,7 +69,7 @@ def test_resize_by_two_is_the_block_mean(frame):
 
 def test_shrinking_sparse_depth_keeps_the_closest_return_of_each_block(frame):
     lidar = frame["lidar_depth"]
-    out = T.resize_depth(lidar, H // 2, W // 2)
+    out = resize_depth(lidar, H // 2, W // 2)
     blocks = np.where(lidar > 0, lidar, np.inf).reshape(H // 2, 2, W // 2, 2).min(axis=(1, 3))
     np.testing.assert_array_equal(out, np.where(np.isinf(blocks), 0, blocks))
     assert (out > 0).sum() > 0.8 * (lidar > 0).sum() / 4 * 2  # nearest would keep about 1/4
@@ -200,5 +201,5 @@ def test_gamma_raises_pixels_to_one_power(frame):
 def test_compose_applies_in_order(frame):
     item = _item(frame)
     out = T.Compose([T.Resize(24, 80), T.Crop(20, 60, "center")])(item)
-    expected = T.crop_intrinsics(T.scale_intrinsics(item["K"], 0.5, 0.5), 10, 2)
+    expected = crop_intrinsics(scale_intrinsics(item["K"], 0.5, 0.5), 10, 2)
     torch.testing.assert_close(out["K"], expected)

@@ -60,7 +60,7 @@ class KittiSourceCfg:
 
 @dataclass
 class RosbagSourceCfg:
-    """Recorded bags: rosbag2 (mcap, sqlite3) or ROS 1 (``depth_kd_core.data.rosbag``)."""
+    """Recorded bags: rosbag2 (mcap, sqlite3) or ROS 1 (``data/bags/datasets.py``)."""
 
     path: str = ""  # bag file or rosbag2 folder
     val_path: str = ""  # separate validation bag; empty = last val_fraction of ``path``

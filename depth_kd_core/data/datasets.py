@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
-from depth_kd_core.data.synthetic_dataset import SyntheticStereoDataset
+from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
 from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose, Crop,
                                            HorizontalFlip, RandomScaleCrop)
 from depth_kd_core.errors import DataError, DepthKDError
@@ -265,7 +265,7 @@ def _kitti(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
 
 
 def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
-    from depth_kd_core.data.rosbag import MonoBagDataset, StereoBagDataset
+    from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
 
     r = cfg.rosbag
     if not r.path:

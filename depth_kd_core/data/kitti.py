@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from depth_kd_core.data.camera_geometry import flip_intrinsics
+from depth_kd_core.data.camera import flip_intrinsics
 from depth_kd_core.data.schema import image_to_tensor, map_to_tensor
 from depth_kd_core.data.transforms import resize_item
 from depth_kd_core.errors import DataError

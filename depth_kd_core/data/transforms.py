@@ -5,7 +5,7 @@ right: images (``left``, ``right``, ``prev``, ``next``) are resampled with area/
 filtering, depth maps (``depth_gt``, ``teacher_depth``) without mixing depths (sparse-aware:
 closest point wins), ``semantics`` by nearest neighbour.
 
-Intrinsics and resampling (and their pixel convention) live in :mod:`camera_geometry`.
+Intrinsics and resampling (and their pixel convention) live in :mod:`camera`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from depth_kd_core.data.camera_geometry import crop_intrinsics, flip_intrinsics, resize_depth, \
+from depth_kd_core.data.camera import crop_intrinsics, flip_intrinsics, resize_depth, \
     resize_image, resize_nearest, scale_intrinsics, warp_depth_to_right
 from depth_kd_core.data.schema import DEPTH_KEYS, IMAGE_KEYS
 from depth_kd_core.errors import DataError

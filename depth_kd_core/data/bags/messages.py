@@ -5,7 +5,7 @@ Builds messages for either message flavour from a *types* mapping
 bag writing) or ``depth_kd_ros.conversions.ros2_message_types()`` (the rclpy nodes). rclpy's
 generated classes want ``array.array`` for ``uint8[]``/``float64[]``/``float32[]``
 sequences, not numpy arrays; :func:`make_msg` converts field values by the class's declared
-field types. Decoding lives in :mod:`depth_kd_core.data.msg_codec`.
+field types. Decoding lives in :mod:`depth_kd_core.data.bags.codec`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera_model import CameraCalibration
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.errors import ImageError
 
 Types = Mapping[str, Any]
@@ -77,7 +77,7 @@ def copy_header(types: Types, header: Any) -> Any:
 
 
 def image_msg(types: Types, header: Any, fields: dict[str, Any]) -> Any:
-    """sensor_msgs/Image from ``msg_codec`` field values (``image_fields`` and friends)."""
+    """sensor_msgs/Image from ``codec`` field values (``image_fields`` and friends)."""
     return make_msg(types, IMAGE, header=header, **fields)
 
 

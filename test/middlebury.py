@@ -1,4 +1,4 @@
-"""Middlebury 2014 stereo pairs: PFM disparity reader and pair loader (test/benchmark data)."""
+"""Middlebury 2014 stereo pairs for tests: PFM disparity reader and pair loader."""
 
 from __future__ import annotations
 

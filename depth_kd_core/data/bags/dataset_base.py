@@ -1,4 +1,4 @@
-"""Shared machinery of the bag datasets (``rosbag.py``): index, calibration, decode,
+"""Shared machinery of the bag datasets (``datasets.py``): index, calibration, decode,
 rectify, resize into the batch schema."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from depth_kd_core.data import bag_index as bi
-from depth_kd_core.data.bag_reader import BagReader
-from depth_kd_core.data.camera_model import CameraCalibration, Rectifier, needs_rectification
-from depth_kd_core.data.msg_codec import msg_to_depth_m, msg_to_rgb8
+from depth_kd_core.data.bags import index as bi
+from depth_kd_core.data.bags.reader import BagReader
+from depth_kd_core.data.camera import (CameraCalibration, Rectifier, needs_rectification,
+                                       resize_depth, resize_image, scale_intrinsics)
+from depth_kd_core.data.bags.codec import msg_to_depth_m, msg_to_rgb8
 from depth_kd_core.data.schema import map_to_tensor
-from depth_kd_core.data.camera_geometry import resize_depth, resize_image, scale_intrinsics
 from depth_kd_core.errors import BagError, DepthKDError
 
 LOG = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depth_kd_core.data.schema import image_to_tensor, map_to_tensor
-from depth_kd_core.data.synthetic import SyntheticWorld
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 
 
 class SyntheticStereoDataset(Dataset):

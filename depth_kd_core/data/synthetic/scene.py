@@ -16,7 +16,7 @@ ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = 0, 1,
 VEGETATION, TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS = 8, 9, 10, 11, 12, 13, 14, 15
 VOID = 255
 
-# Materials select the texture function (data.synthetic_texture).
+# Materials select the texture function (synthetic/texture.py).
 (MAT_GROUND, MAT_BUILDING, MAT_VEGETATION, MAT_CAR, MAT_GLASS, MAT_PERSON, MAT_SKIN, MAT_METAL,
  MAT_SIGN, MAT_WALL) = range(10)
 

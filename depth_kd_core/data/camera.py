@@ -1,8 +1,18 @@
-"""Camera calibration from ``sensor_msgs/CameraInfo`` and rectification of raw images.
+"""Camera geometry and calibration: the one camera module of data, inference and the nodes.
 
-ROS 2 spells the matrices ``d, k, r, p``, ROS 1 ``D, K, R, P``; :meth:`CameraCalibration.
-from_msg` reads either. Rectified images use the projection ``P`` (REP 104): intrinsics
-``P[:3, :3]`` and, for the right camera of a stereo pair, ``P[0, 3] = -fx * B``.
+Intrinsics under resize / crop / flip, image and depth resampling, and the calibration model
+read from ``sensor_msgs/CameraInfo`` with rectification of raw images. Augmentations
+(``transforms.py``), the datasets, inference and the ROS nodes import it; nothing takes these
+helpers from ``transforms.py``.
+
+Pixel convention: pixel centres at integer coordinates (``cx = (W - 1) / 2`` is the image
+centre). Resizing by ``s`` maps ``u -> (u + 0.5) s - 0.5`` (what OpenCV's resize does), so
+``fx' = s fx`` and ``cx' = (cx + 0.5) s - 0.5``.
+
+Calibration: ROS 2 spells the CameraInfo matrices ``d, k, r, p``, ROS 1 ``D, K, R, P``;
+:meth:`CameraCalibration.from_msg` reads either. Rectified images use the projection ``P``
+(REP 104): intrinsics ``P[:3, :3]`` and, for the right camera of a stereo pair,
+``P[0, 3] = -fx * B``.
 """
 
 from __future__ import annotations
@@ -12,13 +22,112 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
-from depth_kd_core.data.camera_geometry import scale_intrinsics
 from depth_kd_core.errors import DataError, ImageError
 
 RECTIFIED_TOL = 1e-6  # |D| and |R - I| below this count as "already rectified"
 ASPECT_TOL = 0.01  # calibration and image aspect ratios may differ this much (rounding)
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant", "fisheye", "")
+
+
+# ------------------------------------------------------------------------- intrinsics
+
+
+def scale_intrinsics(K: torch.Tensor | np.ndarray, sx: float,
+                     sy: float) -> torch.Tensor | np.ndarray:
+    """Intrinsics after resizing the image by ``sx`` horizontally and ``sy`` vertically."""
+    K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
+    K[0, 0] *= sx
+    K[0, 1] *= sx
+    K[1, 1] *= sy
+    K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+    K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K
+
+
+def crop_intrinsics(K: torch.Tensor | np.ndarray, x0: int, y0: int) -> torch.Tensor | np.ndarray:
+    """Intrinsics after cropping with top-left corner (x0, y0)."""
+    K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    return K
+
+
+def flip_intrinsics(K: torch.Tensor | np.ndarray, width: int) -> torch.Tensor | np.ndarray:
+    """Intrinsics of the horizontally mirrored image (u -> W - 1 - u)."""
+    K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
+    K[0, 2] = width - 1 - K[0, 2]
+    K[0, 1] = -K[0, 1]
+    return K
+
+
+# ------------------------------------------------------------------ numpy resampling
+
+
+def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H x W (x C) image -> height x width; area filter when shrinking, bilinear otherwise."""
+    if img.shape[:2] == (height, width):
+        return img
+    shrink = height <= img.shape[0] and width <= img.shape[1]
+    return cv2.resize(img, (width, height),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _nearest_index(n_out: int, n_in: int) -> np.ndarray:
+    """Source index of each output pixel (centre-aligned nearest neighbour)."""
+    return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
+
+
+def resize_nearest(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-aligned nearest-neighbour resize of an H x W map of any dtype (labels)."""
+    return x[_nearest_index(height, x.shape[0])[:, None], _nearest_index(width, x.shape[1])]
+
+
+def scatter_min(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                shape: tuple[int, int]) -> np.ndarray:
+    """H x W float32 map with the smallest value landing on each pixel, 0 where none lands."""
+    out = np.zeros(shape, dtype=np.float32)
+    order = np.argsort(values, kind="stable")
+    lin = (rows * shape[1] + cols)[order]
+    uniq, first = np.unique(lin, return_index=True)  # first hit in ascending order = minimum
+    out.reshape(-1)[uniq] = values[order][first]
+    return out
+
+
+def resize_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an H x W depth map (metres, 0 = invalid) without inventing in-between depths.
+
+    Shrinking scatters every valid pixel to the output pixel holding its centre, closest
+    point wins (sparse LiDAR keeps its returns, dense maps keep foreground edges sharp);
+    enlarging uses nearest neighbour.
+    """
+    H, W = depth.shape
+    if (H, W) == (height, width):
+        return depth
+    if height > H or width > W:
+        return resize_nearest(depth, height, width)
+    rows, cols = np.nonzero(depth > 0)
+    tr = np.minimum(((rows + 0.5) * (height / H)).astype(np.int64), height - 1)
+    tc = np.minimum(((cols + 0.5) * (width / W)).astype(np.int64), width - 1)
+    return scatter_min(depth[rows, cols].astype(np.float32), tr, tc, (height, width))
+
+
+def warp_depth_to_right(depth: np.ndarray, fx: float, baseline: float) -> np.ndarray:
+    """Depth of the left view (H x W metres) seen from the right camera of a rectified pair.
+
+    Each valid pixel moves left by its disparity ``fx * baseline / z`` (closest wins; the
+    depth value is unchanged because the cameras differ by a pure x translation). Pixels the
+    left view cannot see stay 0 (invalid).
+    """
+    rows, cols = np.nonzero(depth > 0)
+    z = depth[rows, cols].astype(np.float32)
+    target = np.round(cols - fx * baseline / z).astype(np.int64)
+    keep = (target >= 0) & (target < depth.shape[1])
+    return scatter_min(z[keep], rows[keep], target[keep], depth.shape)
+
+
+# ------------------------------------------------------------------------ calibration
 
 
 def _field(msg: Any, name: str) -> Any:
@@ -86,7 +195,7 @@ class CameraCalibration:
         """The calibration of images resized from the calibrated size to ``height x width``.
 
         The one scaling rule of the bag tools, the datasets and the nodes: K and P[:, :3]
-        scale per axis (pixel-centre convention of ``camera_geometry.scale_intrinsics``), P's
+        scale per axis (pixel-centre convention of :func:`scale_intrinsics`), P's
         translation column with fx and fy (Tx = -fx * B); D and R do not change. Drivers
         publish downscaled or binned images with the full-resolution CameraInfo; where the
         aspect ratios differ (an ROI crop looks like that too) callers warn with
@@ -172,6 +281,27 @@ class Rectifier:
         """Rectify a depth map registered to the raw image (nearest: depths are not mixed)."""
         return cv2.remap(depth, self.map1, self.map2, cv2.INTER_NEAREST,
                          borderMode=cv2.BORDER_CONSTANT)
+
+
+def distort_to_raw(rect: np.ndarray, K: np.ndarray, D: np.ndarray, R: np.ndarray,
+                   P: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """The raw (distorted, unrotated) image whose rectification with (K, D, R, P) is ``rect``.
+
+    The inverse of :class:`Rectifier`: makes raw camera images out of rectified ones (bag
+    writing, rectification tests); ``nearest`` for depth maps.
+    """
+    h, w = rect.shape[:2]
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    raw_px = np.stack([u.ravel(), v.ravel()], axis=1)[:, None, :]
+    rect_px = cv2.undistortPoints(raw_px, K, D, R=R, P=P).reshape(h, w, 2)
+    return cv2.remap(rect, rect_px[..., 0], rect_px[..., 1],
+                     cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT)
+
+
+def axis_angle_rotation(rx: float, ry: float, rz: float) -> np.ndarray:
+    """3 x 3 rotation of the rotation vector (rx, ry, rz), radians (Rodrigues)."""
+    return cv2.Rodrigues(np.array([rx, ry, rz], dtype=np.float64))[0]
 
 
 def stereo_baseline(left: CameraCalibration, right: CameraCalibration,

@@ -4,8 +4,8 @@ Exact ground truth for tests, the demo and the distillation benchmark. The rig i
 (fx = 0.58 W, square pixels, baseline 0.54 m, camera 1.65 m above the road); scenes hold a
 road with lane markings, sidewalks, terrain, building façades, trees and hedges, walls,
 parked and moving vehicles, pedestrians, thin poles with signs and traffic lights, and sky at
-infinity. Intersections are analytic (see ``synthetic_scene``), textures are functions of the
-world-space hit point (see ``synthetic_texture``), so left, right and next-frame views are
+infinity. Intersections are analytic (see ``scene.py``), textures are functions of the
+world-space hit point (see ``texture.py``), so left, right and next-frame views are
 photo-consistent.
 
     world = SyntheticWorld(seed=0, height=96, width=320)
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from depth_kd_core.data import synthetic_scene as sc
-from depth_kd_core.data.synthetic_texture import shade_surfaces, sky_color
+from depth_kd_core.data.synthetic import scene as sc
+from depth_kd_core.data.synthetic.texture import shade_surfaces, sky_color
 
 KITTI_BASELINE_M = 0.54  # stereo baseline of the KITTI rig (raw calibration, ~0.537 m)
 KITTI_CAMERA_HEIGHT_M = 1.65  # KITTI camera height above the road
@@ -124,7 +124,8 @@ class SyntheticWorld:
         monocular video use.
         """
         if not 1 <= length <= MAX_SEQUENCE_LENGTH:
-            raise ValueError(f"sequence length must be in [1, {MAX_SEQUENCE_LENGTH}], got {length}")
+            raise ValueError(f"sequence length must be in [1, {MAX_SEQUENCE_LENGTH}], "
+                             f"got {length}")
         return [self.frame(i, k, stereo=stereo) for k in range(length)]
 
     def frame(self, i: int, k: int, *, stereo: bool = True) -> dict:

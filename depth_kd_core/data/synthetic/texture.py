@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from depth_kd_core.data import synthetic_scene as sc
+from depth_kd_core.data.synthetic import scene as sc
 
 SUN_DIR = np.array([0.45, 0.35, 0.82]) / np.linalg.norm([0.45, 0.35, 0.82])  # world, z up
 AMBIENT, DIFFUSE = 0.45, 0.6

@@ -24,7 +24,7 @@ from typing import Any
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from depth_kd_core.data.mcap_offsets import single_mcap_file
+from depth_kd_core.data.bags.mcap_offsets import single_mcap_file
 from depth_kd_core.errors import BagError
 
 LOG = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ Items follow the batch schema (``schema.py``): ``left`` (and ``right``) 3 x H x 
 header stamp), ``index``; ``depth_gt`` (metres, 0 = invalid) when a 16UC1/32FC1 depth topic
 is given; ``prev``/``next`` for sequences.
 
-Pipeline per item: fetch messages by their indexed address -> decode (``msg_codec``) ->
+Pipeline per item: fetch messages by their indexed address -> decode (``codec``) ->
 rectify with CameraInfo (D, K, R, P) when the images are raw -> resize (K follows). The index
-is scanned once and cached (``bag_index``); each DataLoader worker opens its own reader.
+is scanned once and cached (``index``); each DataLoader worker opens its own reader.
 
     ds = StereoBagDataset("drive.mcap", "/left/image_raw", "/right/image_raw",
                           "/left/camera_info", "/right/camera_info", height=192, width=640)
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from depth_kd_core.data import bag_index as bi
-from depth_kd_core.data.bag_dataset import (DEPTH, DEPTH_TYPES, LEFT, NEXT, PREV, RIGHT,
-                                            BagDatasetBase, guess_info_topic)
-from depth_kd_core.data.camera_model import stereo_baseline
-from depth_kd_core.data.msg_codec import msg_to_rgb8
+from depth_kd_core.data.bags import index as bi
+from depth_kd_core.data.bags.dataset_base import (DEPTH, DEPTH_TYPES, LEFT, NEXT, PREV, RIGHT,
+                                                  BagDatasetBase, guess_info_topic)
+from depth_kd_core.data.camera import stereo_baseline
+from depth_kd_core.data.bags.codec import msg_to_rgb8
 from depth_kd_core.errors import BagError
 
 
@@ -44,7 +44,7 @@ class MonoBagDataset(BagDatasetBase):
         sequence: add ``prev``/``next`` (neighbouring frames no more than ``max_gap_ms``
             apart; default 2.5 x the median frame period).
         sync_tolerance_ms: how close a depth stamp must be to its image's.
-        rectify: "auto", "always" or "never" (see ``camera_model.needs_rectification``).
+        rectify: "auto", "always" or "never" (see ``camera.needs_rectification``).
         cache_dir: where the index is cached (default beside the bag).
         transform: callable applied to each item (augmentations).
         progress: show a progress bar while indexing.

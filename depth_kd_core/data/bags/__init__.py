@@ -1,0 +1,1 @@
+"""Recorded bags: reading, indexing, message codec and building, datasets, writing."""
