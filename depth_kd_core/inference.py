@@ -280,8 +280,9 @@ class StereoDepthEstimator(_EstimatorBase):
 
     Networks run at their training resolution (K scaled to it) and are rescaled to the
     camera by ``(f_cam / focal_px) * (baseline / baseline_m)`` when the checkpoint records
-    them. SGBM needs no scaling: depth = fx * baseline / disparity with the camera's K and
-    baseline, at the camera resolution unless ``work_size`` is given.
+    them. Classical matchers (``cfg.classical``, e.g. SGBM) need no scaling: depth =
+    fx * baseline / disparity with the camera's K and baseline, at the camera resolution
+    unless ``work_size`` is given.
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
@@ -290,17 +291,17 @@ class StereoDepthEstimator(_EstimatorBase):
         if not model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' is monocular; use DepthEstimator")
         super().__init__(model, device, fp16, focal_scaling, work_size, threads)
-        self.is_sgbm = model.cfg.name == "sgbm_teacher"
+        # a matcher's depth is already the camera's (is_sgbm: the name depth_kd_ros reads)
+        self.classical = self.is_sgbm = bool(model.cfg.classical)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> StereoDepthEstimator:
-        """Load a stereo network teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
+        """Load a stereo teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
         model = load_network(path)
-        size = (int(model.cfg.input_height), int(model.cfg.input_width))
         return cls(model, select_device(device), fp16=fp16, focal_scaling=focal_scaling,
-                   work_size=size, threads=threads)
+                   work_size=stereo_work_size(model.cfg), threads=threads)
 
     @classmethod
     def sgbm(cls, work_size: tuple[int, int] | None = None, threads: int | None = None,
@@ -334,9 +335,10 @@ class StereoDepthEstimator(_EstimatorBase):
         check_rgb8(right, "right")
         if left.shape != right.shape:
             raise ImageError(f"left {left.shape} and right {right.shape} differ in size")
-        if self.is_sgbm and (K is None or baseline is None or not baseline > 0):
-            raise ConfigError("SGBM needs K and a positive baseline (from the CameraInfo P "
-                              "matrices of the rectified pair)")
+        if self.classical and (K is None or baseline is None or not baseline > 0):
+            raise ConfigError(f"the classical matcher '{self.name}' needs K and a positive "
+                              f"baseline (from the CameraInfo P matrices of the rectified "
+                              f"pair)")
         h, w = left.shape[:2]
         size = self.work_size or (h, w)
         t0 = time.perf_counter()
@@ -347,26 +349,31 @@ class StereoDepthEstimator(_EstimatorBase):
         out = self._run(lt, rt, **context)
         self._sync()
         t2 = time.perf_counter()
-        scale, note = (1.0, "") if self.is_sgbm else self._scale(K, w, size[1])
+        scale, note = (1.0, "") if self.classical else self._scale(K, w, size[1])
         train_b = float(getattr(self.cfg, "baseline_m", 0.0) or 0.0)
-        if not self.is_sgbm and not note and baseline and train_b > 0:
+        if not self.classical and not note and baseline and train_b > 0:
             scale *= float(baseline) / train_b
         depth, sigma, has_sigma = self._finish(out, out_size or (h, w), scale)
         t3 = time.perf_counter()
         return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
 
 
+def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
+    """(height, width) a stereo model runs at: a network at its training size, a classical
+    matcher (``cfg.classical``, e.g. SGBM) at the camera's own size (None)."""
+    if cfg.classical:
+        return None
+    return int(cfg.input_height), int(cfg.input_width)
+
+
 def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
                         focal_scaling: bool = True) -> DepthEstimator | StereoDepthEstimator:
     """The estimator of a built model: mono networks as :class:`DepthEstimator`, stereo ones
-    as :class:`StereoDepthEstimator` at their training size, classical matchers
-    (``size_multiple`` 1, e.g. SGBM) at the camera's own size."""
+    as :class:`StereoDepthEstimator` at :func:`stereo_work_size`."""
     if not model.cfg.stereo_input:
         return DepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling)
-    size = None if model.cfg.size_multiple <= 1 else (int(model.cfg.input_height),
-                                                      int(model.cfg.input_width))
     return StereoDepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling,
-                                work_size=size)
+                                work_size=stereo_work_size(model.cfg))
 
 
 def load_network(path: str | Path) -> torch.nn.Module:

@@ -14,7 +14,7 @@ from depth_kd_core.config import to_dict
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, load_eval_config, main
 from depth_kd_core.metrics import sparsification, spearman, uncertainty_metrics
-from depth_kd_core.models.registry import create_model
+from depth_kd_core.models.registry import create_model, model_cfg
 from tiny import TINY
 
 
@@ -116,8 +116,7 @@ def test_focal_scaling_is_applied_as_in_bag_infer_and_the_node(tmp_path):
 def test_classical_holes_are_not_blended_into_neighbours_when_resized_back(tmp_path):
     # a stereo network run at 4 x 8 whose left half is a hole: resized to 8 x 16, every pixel
     # is either 20 m or a hole; a bilinear blend would give 10 m next to the hole
-    cfg = create_model("sgbm_teacher").cfg
-    cfg = type(cfg)(**{**vars(cfg), "size_multiple": 4, "input_height": 4, "input_width": 8})
+    cfg = model_cfg("stereo_concat_teacher", size_multiple=4, input_height=4, input_width=8)
     model = Constant(cfg)
 
     def with_holes(left, right=None, **ctx):

@@ -14,9 +14,11 @@ from conftest import requires_cuda
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator, colorize_depth,
-                                     resize_depth_nan, resize_valid, select_device)
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
-    torch_single_thread  # noqa: F401 - module fixture
+                                     estimator_for_model, resize_depth_nan, resize_valid,
+                                     select_device)
+from depth_kd_core.models import create_model
+from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, save_model, tiny_checkpoint, \
+    tiny_model, torch_single_thread  # noqa: F401 - module fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -202,6 +204,26 @@ def test_sgbm_teacher_metric_depth_with_nan_where_unmatched(stereo_frame):
     assert np.median(np.abs(pred.depth[ok] - gt[ok]) / gt[ok]) < 0.1
     with pytest.raises(ConfigError, match="needs K and a positive baseline"):
         est.predict(frame["left"], frame["right"], None, baseline)
+
+
+def test_a_model_declared_classical_runs_as_sgbm_does(tmp_path, stereo_frame):
+    """SGBM registered under another name (test_classical_matcher, tiny.py): the estimator
+    reads ``cfg.classical``, not the name, so it runs at the camera's size, unscaled, and
+    needs K and a baseline, whether built in memory or loaded from a checkpoint."""
+    frame, K, baseline = stereo_frame
+    raw = dict(num_disparities=64, fill="none", pad_border=False, input_height=64,
+               input_width=64)  # an input size unlike the camera's 96 x 320
+    cpu = torch.device("cpu")
+    sgbm = estimator_for_model(create_model("sgbm_teacher", **raw), cpu)
+    ref = sgbm.predict(frame["left"], frame["right"], K, baseline)
+    other = create_model("test_classical_matcher", **raw)
+    loaded = StereoDepthEstimator.from_checkpoint(save_model(tmp_path / "m.pt", other), "cpu")
+    for est in (estimator_for_model(other, cpu), loaded):
+        pred = est.predict(frame["left"], frame["right"], K, baseline)
+        assert est.work_size is None and pred.scale == 1.0
+        np.testing.assert_array_equal(pred.depth, ref.depth)
+        with pytest.raises(ConfigError, match="needs K and a positive baseline"):
+            est.predict(frame["left"], frame["right"], None, baseline)
 
 
 def test_network_stereo_teacher_from_checkpoint(tmp_path, stereo_frame):

@@ -57,7 +57,7 @@ def test_model_forward_outputs_and_units(name):
             depth = out["depth"]
             assert depth.shape == (B, 1, H, W)
             valid = depth > 0
-            if name == "sgbm_teacher":  # classical matcher: matched pixels' disparity true
+            if cfg.classical:  # a matcher: matched pixels' disparity is the true shift
                 matched = valid & (out["confidence"] > model.cfg.fill_confidence)  # not filled
                 assert matched.float().mean() > 0.5
                 torch.testing.assert_close(out["disp"][matched], torch.full_like(
@@ -66,6 +66,7 @@ def test_model_forward_outputs_and_units(name):
                 assert valid.all(), "depth must be positive everywhere for networks"
             assert depth[valid].min() >= cfg.min_depth * 0.999
             assert depth.max() <= max(cfg.max_depth, 1e4)
+        assert ("sigma" in out) == cfg.has_sigma, "the declared has_sigma is wrong"
         if "sigma" in out:
             assert out["sigma"].shape == (B, 1, H, W) and (out["sigma"] >= 0).all()
         if "log_var" in out:

@@ -30,6 +30,11 @@ class TieKDStudentCfg(ModelCfg):
     input_height: int = 352
     input_width: int = 704
 
+    @property
+    def has_sigma(self) -> bool:
+        """The DPM's spread is sigma."""
+        return True
+
 
 class TieKDStudent(DepthModel):
     """Monocular DPM network: left (B, 3, H, W) -> dpm, depth, sigma at full resolution."""
