@@ -148,7 +148,7 @@ def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | No
     h, w = size
     if calib is not None:
         return calib.scaled_to(h, w)
-    assumed = estimator.assumed_calibration(h, w)
+    assumed = assumed_calibration(estimator, h, w)
     if assumed is None:
         notes.append(("warning", "no camera_info and the checkpoint records no focal length: "
                                  "depth/camera_info is not published"))
@@ -157,3 +157,19 @@ def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | No
                                  f"camera (fx = {estimator.focal_px:g} px at "
                                  f"{estimator.work_size[1]} px wide, centred principal point)"))
     return assumed
+
+
+def assumed_calibration(estimator: DepthEstimator, height: int, width: int
+                        ) -> CameraCalibration | None:
+    """The training camera at ``height x width`` (for outputs without a camera_info).
+
+    fx = fy = ``focal_px`` scaled from the network input width, principal point at the
+    image centre, no distortion; None when the checkpoint records no focal length.
+    """
+    if estimator.focal_px <= 0:
+        return None
+    f = estimator.focal_px * width / estimator.work_size[1]
+    K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0],
+                  [0.0, 0.0, 1.0]])
+    return CameraCalibration(int(width), int(height), "plumb_bob", np.zeros(5), K,
+                             np.eye(3), np.hstack([K, np.zeros((3, 1))]))

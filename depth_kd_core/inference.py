@@ -44,7 +44,6 @@ import torch
 
 from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.data.camera_geometry import resize_image, scale_intrinsics
-from depth_kd_core.data.camera_model import CameraCalibration
 from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
                                       colorize_depth, resize_depth_nan, resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
@@ -202,20 +201,6 @@ class DepthEstimator(_EstimatorBase):
         ``device`` None picks CUDA when available."""
         return cls(load_network(path), select_device(device), fp16=fp16,
                    focal_scaling=focal_scaling, threads=threads)
-
-    def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
-        """The training camera at ``height x width`` (for outputs without a camera_info).
-
-        fx = fy = ``focal_px`` scaled from the network input width, principal point at the
-        image centre, no distortion; None when the checkpoint records no focal length.
-        """
-        if self.focal_px <= 0:
-            return None
-        f = self.focal_px * width / self.work_size[1]
-        K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0],
-                      [0.0, 0.0, 1.0]])
-        return CameraCalibration(int(width), int(height), "plumb_bob", np.zeros(5), K,
-                                 np.eye(3), np.hstack([K, np.zeros((3, 1))]))
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None,
                 out_size: tuple[int, int] | None = None, *, with_sigma: bool = True
