@@ -46,7 +46,6 @@ from depth_kd_core.training.logging import Logger
 from depth_kd_core.training.optim import build_optimizer, build_scheduler
 from depth_kd_core.training.run_dir import prepare_run_dir
 from depth_kd_core.training.sampling import EpochSampler, EpochSeededDataset
-from depth_kd_core.training.teacher_cache import TeacherCache
 from depth_kd_core.training.visuals import validation_grid
 
 
@@ -110,7 +109,6 @@ class Trainer:
                                        writer=self.dist.is_main)
         self.skipped_bad = 0  # items replaced under data.skip_bad_frames (training batches)
         self.logger = Logger(self.out_dir / "tb", tcfg.tensorboard and self.dist.is_main)
-        self._setup_teacher_cache()
         if self.dist.is_main:
             save_run_config(cfg, self.out_dir)
         if resume:
@@ -140,17 +138,6 @@ class Trainer:
         self.val_loader = DataLoader(val_ds, batch_size=cfg.data.val_batch_size,
                                      num_workers=workers, persistent_workers=workers > 0,
                                      generator=torch.Generator().manual_seed(cfg.seed))
-
-    def _setup_teacher_cache(self) -> None:
-        if not self.cfg.trainer.cache_teacher:
-            return
-        keys = getattr(self.recipe, "CACHE_KEYS", ())
-        if self.cfg.data.augment.enabled or not keys:
-            reason = ("augmentations change the inputs every epoch" if keys else
-                      f"recipe '{self.cfg.recipe.name}' has no cacheable teacher outputs")
-            tqdm.write(f"[depth_kd] trainer.cache_teacher ignored: {reason}", file=sys.stderr)
-            return
-        self.recipe.teacher_cache = TeacherCache(self.out_dir / "teacher_cache", keys)
 
     def _resume(self, resume: str) -> None:
         if resume == "auto":
@@ -366,10 +353,6 @@ class Trainer:
         if self.skipped_bad and self.dist.is_main:
             tqdm.write(f"[depth_kd] skipped {self.skipped_bad} bad training items "
                        f"(data.skip_bad_frames; each is named in a warning above)",
-                       file=sys.stderr)
-        cache = getattr(self.recipe, "teacher_cache", None)
-        if cache is not None and self.dist.is_main:
-            tqdm.write(f"[depth_kd] teacher cache: {cache.hits} hits, {cache.misses} misses",
                        file=sys.stderr)
         shutdown_distributed()
 
