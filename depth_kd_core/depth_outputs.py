@@ -29,7 +29,8 @@ import numpy as np
 
 from depth_kd_core.data import msg_build as mb
 from depth_kd_core.data.camera_model import CameraCalibration
-from depth_kd_core.inference import DepthEstimator, DepthPrediction, colorize_depth
+from depth_kd_core.inference import DepthEstimator, DepthPrediction
+from depth_kd_core.visualize import colorize_depth
 
 DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",
                                              "depth/colorized")
@@ -118,7 +119,7 @@ def frame_outputs(estimator: DepthEstimator, types: mb.Types, header: Any, rgb: 
                                   f"published"))
     if COLORIZED in wanted and opts.publish_colorized:
         bgr = colorize_depth(depth, opts.colorize_min_depth, opts.colorize_max_depth,
-                             opts.colormap)
+                             opts.colormap, channels="bgr")
         out[COLORIZED] = mb.bgr8_msg(types, hdr, bgr)
     if DEPTH_INFO in wanted:
         info = _output_calibration(estimator, calib, out_size, notes)

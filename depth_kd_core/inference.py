@@ -44,11 +44,13 @@ import torch
 
 from depth_kd_core.checkpoint import load_checkpoint
 from depth_kd_core.data.camera_geometry import resize_image, scale_intrinsics
-from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
-                                      colorize_depth, resize_depth_nan, resize_valid)
+from depth_kd_core import visualize
+from depth_kd_core.depth_maps import (MIN_WEIGHT, resize_depth_nan,  # noqa: F401 - node API
+                                      resize_valid)
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
 from depth_kd_core.exported import is_exported, load_exported
 from depth_kd_core.runtime import auto_threads, select_device, set_cpu_threads  # noqa: F401
+from depth_kd_core.visualize import COLORMAPS  # noqa: F401 - node API
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
@@ -387,3 +389,9 @@ def _stereo_context(K: np.ndarray | None, baseline: float | None, size: tuple[in
 def _timings(t0: float, t1: float, t2: float, t3: float) -> dict[str, float]:
     return {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+
+
+def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
+                   colormap: str = "turbo") -> np.ndarray:
+    """The nodes' bgr8 colouring: :func:`depth_kd_core.visualize.colorize_depth` in BGR."""
+    return visualize.colorize_depth(depth, min_depth, max_depth, colormap, channels="bgr")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import requires_cuda
+from depth_kd_core import visualize
 from depth_kd_core.data.synthetic import SyntheticWorld
 from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator, colorize_depth,
@@ -241,6 +242,9 @@ def test_network_stereo_teacher_from_checkpoint(tmp_path, stereo_frame):
 def test_colorize_depth_fixed_range_bgr():
     depth = np.array([[0.5, 1.0, 100.0, np.nan]], np.float32)
     bgr = colorize_depth(depth, 1.0, 50.0, "turbo")
+    rgb = visualize.colorize_depth(depth, 1.0, 50.0, "turbo")  # the one implementation
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+    np.testing.assert_array_equal(visualize.colorize_depth(depth, 1.0, 50.0, channels="bgr"), bgr)
     assert bgr.shape == (1, 4, 3) and bgr.dtype == np.uint8
     assert (bgr[0, 3] == 0).all()  # invalid -> black
     np.testing.assert_array_equal(bgr[0, 0], bgr[0, 1])  # nearer than the range clips
