@@ -34,7 +34,7 @@ from depth_kd_core.losses.xdistill import d2s_loss
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe, default_models
 from depth_kd_core.recipes.selfsup import video_warp_loss
-from tiny import TINY
+from tiny import tiny
 
 B, H, W = 2, 16, 32
 FX, BASELINE = 20.0, 0.5  # fx * B = 10 pixel-metres
@@ -91,10 +91,10 @@ def build(name: str, **cfg) -> nn.Module:
     """Recipe ``name`` with tiny networks (stubbed later) and its paper-default config but for
     ``cfg``."""
     student, teacher = default_models(name)
-    teacher_cfg = None if teacher is None else model_cfg(teacher, **TINY.get(teacher, {}))
+    teacher_cfg = None if teacher is None else model_cfg(tiny(teacher))
     if name == "x_distill":
         cfg.setdefault("pose_encoder", "test_resnet")
-    return create_recipe(name, model=model_cfg(student, **TINY.get(student, {})),
+    return create_recipe(name, model=model_cfg(tiny(student)),
                          teacher=teacher_cfg, untrained_teacher_ok=True, **cfg)
 
 
@@ -233,7 +233,7 @@ def test_x_distill_loss_is_monodepth2_plus_ramped_lambda_times_d2s(step, lam):
     s, batch = out.student, out.batch
     poses = [PoseStub()(batch["left"], src)["T"] for src in (batch["prev"], batch["next"])]
     torch.manual_seed(1)
-    student_cfg = model_cfg("monodepth_student", **TINY["monodepth_student"])
+    student_cfg = model_cfg("test_monodepth_student")
     monodepth2 = video_warp_loss(s, poses, [batch["prev"], batch["next"]], batch,
                                  student_cfg)["loss"]
     logits = D2S_W.view(1, 4, 1, 1) * s["sigmoid_disp"][0] + D2S_B.view(1, 4, 1, 1)

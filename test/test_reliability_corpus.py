@@ -38,7 +38,7 @@ from depth_kd_core.data.rosbag import MonoBagDataset, StereoBagDataset
 from depth_kd_core.errors import BagError, CheckpointError
 from depth_kd_core.models.registry import create_model
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
-from tiny import TINY, overrides
+from tiny import overrides, tiny
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -102,8 +102,8 @@ def ckpt(tmp_path_factory) -> Path:
 
 
 def model_checkpoint(path: Path, name: str) -> Path:
-    model = create_model(name, **TINY.get(name, {}))
-    return save_checkpoint(path, {"model_name": name, "model_cfg": to_dict(model.cfg),
+    model = create_model(tiny(name))
+    return save_checkpoint(path, {"model_name": model.cfg.name, "model_cfg": to_dict(model.cfg),
                                   "state_dict": model.state_dict()})
 
 
@@ -478,8 +478,8 @@ def test_worker_wrapped_message_is_unwrapped():
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "depth_kd_core.train", *TINY_RUN, f"trainer.out_dir={out}",
-            "trainer.max_steps=400", "trainer.checkpoint_every_steps=1"]
+    args = [sys.executable, str(REPO_ROOT / "test/helpers/train_tiny.py"), *TINY_RUN,
+            f"trainer.out_dir={out}", "trainer.max_steps=400", "trainer.checkpoint_every_steps=1"]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
