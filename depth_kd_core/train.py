@@ -33,7 +33,7 @@ from depth_kd_core.errors import CheckpointError, DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics
 from depth_kd_core.recipes.registry import create_recipe, list_recipes
-from depth_kd_core.training.checkpoints import CheckpointManager
+from depth_kd_core.training.checkpoints import CheckpointManager, check_resumable
 from depth_kd_core.training.config import TrainConfig, load_train_config
 from depth_kd_core.training.distributed import (
     init_distributed,
@@ -145,7 +145,8 @@ class Trainer:
         else:
             path = Path(resume)
             ckpt = load_checkpoint(path, map_location=self.device)
-        self._check_resumable(path, ckpt)
+        check_resumable(path, ckpt, self.recipe.student.cfg.name, self.cfg.recipe.name,
+                        self.optimizer is not None)
         try:
             self.recipe.student.load_state_dict(ckpt["state_dict"])
             self.recipe.extras.load_state_dict(ckpt.get("extra_state", {}))
@@ -165,23 +166,6 @@ class Trainer:
         self.ckpts.best_value = float(best) if best is not None else None
         if self.dist.is_main:
             tqdm.write(f"[depth_kd] resumed from {path} at step {self.step}", file=sys.stderr)
-
-    def _check_resumable(self, path: Path, ckpt: dict) -> None:
-        """A training checkpoint of this run's student and recipe, or a CheckpointError."""
-        want_model, want_recipe = self.recipe.student.cfg.name, self.cfg.recipe.name
-        got_recipe = ckpt.get("recipe", "?")
-        if ckpt["model_name"] != want_model or got_recipe not in (want_recipe, "?"):
-            raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "
-                                  f"'{got_recipe}', but this run trains '{want_model}' with "
-                                  f"recipe '{want_recipe}'; resume from this run's own "
-                                  f"checkpoints/last.pt, or start a new run without --resume")
-        missing = [k for k in ("step", *(("optimizer", "scheduler") if self.optimizer else ()))
-                   if k not in ckpt]
-        if missing:
-            raise CheckpointError(f"--resume: {path} has no training state ({', '.join(missing)}"
-                                  f" missing: an exported or inference-only checkpoint?); "
-                                  f"resume from a run's checkpoints/last.pt or step_*.pt, or "
-                                  f"start a new run")
 
     # ------------------------------------------------------------------ loop
 
