@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 
+from depth_kd_core.metrics import HIGHER_IS_BETTER
+
 REPORTED = ("abs_rel", "sq_rel", "rmse", "a1")
 HEADERS = ("AbsRel", "SqRel", "RMSE", "δ1")
 # the bar: KD must win on all three, in both protocols, by more than the seed spread
 JUDGED = ("abs_rel", "rmse", "a1")
-HIGHER_IS_BETTER = {"a1"}
 RHO = "spearman_sigma_abs_err"
 CROPS = ("none", "garg")  # whole frame (primary), KITTI Garg crop
 CROP_TITLES = {"none": "whole frame", "garg": "Garg crop"}

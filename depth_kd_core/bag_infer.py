@@ -44,7 +44,8 @@ from depth_kd_core.cli import run_cli, setup_cli_logging
 from depth_kd_core.depth_outputs import OutputOptions, frame_outputs
 from depth_kd_core.errors import BagError, DepthKDError, OutputError
 from depth_kd_core.fileio import atomic_dir, ensure_dir, remove_stale_temps
-from depth_kd_core.inference import COLORMAPS, DepthEstimator, colorize_depth
+from depth_kd_core.inference import DepthEstimator
+from depth_kd_core.visualize import COLORMAPS, colorize_depth
 
 LOG = logging.getLogger(__name__)
 TS = get_typestore(Stores.ROS2_HUMBLE)

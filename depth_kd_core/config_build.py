@@ -34,53 +34,72 @@ def _type_name(tp: Any) -> str:
 def _check_value(tp: Any, value: Any, path: str) -> Any:
     """Validate (and lightly coerce) ``value`` against annotation ``tp``; return the result."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _check_value(option, value, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"config key '{path}' expects {_type_name(tp)}, got {value!r}")
+        return _check_union(tp, value, path)
     if origin is Literal:
-        if value in args:
-            return value
-        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(
-            f"config key '{path}' must be one of {list(args)}, got {value!r}{hint}"
-        )
+        return _check_literal(typing.get_args(tp), value, path)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{path}' is a section; expected a mapping, got {value!r}")
+            raise ConfigError(f"config key '{path}' is a section; expected a mapping, got "
+                              f"{value!r}")
         return build_dataclass(tp, value, path)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ConfigError(f"config key '{path}' expects a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(
-                    f"config key '{path}' expects {len(args)} values, got {len(value)}: {value!r}"
-                )
-            return tuple(_check_value(a, v, f"{path}[{i}]") for i, (a, v) in
-                         enumerate(zip(args, value)))
-        item_tp = args[0] if args else Any
-        items = [_check_value(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
+        return _check_sequence(tp, value, path)
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"config key '{path}' expects a mapping, got {value!r}")
+        args = typing.get_args(tp)
         val_tp = args[1] if args else Any
         return {str(k): _check_value(val_tp, v, f"{path}.{k}") for k, v in value.items()}
+    return _check_scalar(tp, value, path)
+
+
+def _check_union(tp: Any, value: Any, path: str) -> Any:
+    """The first option of ``X | Y | None`` that accepts ``value``."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for option in args:
+        if option is type(None):
+            continue
+        try:
+            return _check_value(option, value, path)
+        except ConfigError:
+            pass
+    raise ConfigError(f"config key '{path}' expects {_type_name(tp)}, got {value!r}")
+
+
+def _check_literal(choices: tuple, value: Any, path: str) -> Any:
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), [str(a) for a in choices], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"config key '{path}' must be one of {list(choices)}, got {value!r}{hint}")
+
+
+def _check_sequence(tp: Any, value: Any, path: str) -> list | tuple:
+    """A list, or a tuple (fixed-length ``tuple[A, B]`` or ``tuple[A, ...]``), item by item."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"config key '{path}' expects a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(
+                f"config key '{path}' expects {len(args)} values, got {len(value)}: {value!r}"
+            )
+        return tuple(_check_value(a, v, f"{path}[{i}]") for i, (a, v) in
+                     enumerate(zip(args, value)))
+    item_tp = args[0] if args else Any
+    items = [_check_value(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if (origin is tuple or tp is tuple) else items
+
+
+def _check_scalar(tp: Any, value: Any, path: str) -> Any:
+    """bool, int (a whole float is accepted), float (YAML 1.1's "1e-4" string too) or str."""
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -213,7 +232,8 @@ def _all_defaulted(cls: type) -> bool:
 
 
 def to_dict(obj: Any) -> Any:
-    """Plain-data copy (dicts, lists, scalars) of a dataclass tree; safe for YAML and torch.save."""
+    """Plain-data copy (dicts, lists, scalars) of a dataclass tree; safe for YAML and
+    torch.save."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):

@@ -1,4 +1,4 @@
-"""Depth maps after the network: hole-aware resizing and fixed-range colouring.
+"""Depth maps after the network: hole-aware resizing.
 
 A classical teacher (SGBM) leaves holes and a network's output may hold invalid pixels;
 resizing must not blend them into their valid neighbours (a hole next to a 5 m pixel is not
@@ -13,8 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from depth_kd_core.errors import ConfigError
-from depth_kd_core.visualize import COLORMAPS
 
 MIN_WEIGHT = 0.5  # an output pixel is valid when >= half of its interpolation weight is valid
 
@@ -65,32 +63,3 @@ def all_positive_finite(values: np.ndarray) -> bool:
     propagates through min, so any NaN answers False). The usual network output takes this
     path; only images with holes pay for building a mask."""
     return values.size > 0 and bool(values.min() > 0) and bool(values.max() < np.inf)
-
-
-def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
-                   colormap: str = "turbo") -> np.ndarray:
-    """(H, W) metres (NaN/<= 0 invalid) -> (H, W, 3) uint8 BGR over a fixed range (for bgr8
-    messages): :func:`depth_kd_core.visualize.colorize_depth`'s colours, computed directly
-    in OpenCV's channel order (one colour-map pass, no channel reversal copies)."""
-    if not 0 < min_depth < max_depth:
-        raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
-                          f"{max_depth}")
-    if colormap not in COLORMAPS:
-        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
-                          f"{', '.join(COLORMAPS)}")
-    d = np.asarray(depth, dtype=np.float32)
-    valid = None if all_positive_finite(d) else (d > 0) & (d < np.inf)
-    lo, hi = 1.0 / max_depth, 1.0 / min_depth
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # the same float32 steps as visualize.colorize (inverse depth, normalise, clip, x255),
-        # in place; invalid pixels give junk indices that are blacked out below
-        norm = np.divide(np.float32(1.0), d)
-        norm -= np.float32(lo)
-        norm /= np.float32(max(hi - lo, 1e-9))
-        np.clip(norm, 0, 1, out=norm)
-        norm *= np.float32(255)
-        index = norm.astype(np.uint8)
-    bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
-    if valid is not None:
-        np.copyto(bgr, 0, where=~valid[..., None])
-    return bgr

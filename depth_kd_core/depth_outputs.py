@@ -31,7 +31,8 @@ import numpy as np
 
 from depth_kd_core.data.bags import messages as mb
 from depth_kd_core.data.camera import CameraCalibration
-from depth_kd_core.inference import DepthEstimator, DepthPrediction, colorize_depth
+from depth_kd_core.inference import DepthEstimator, DepthPrediction
+from depth_kd_core.visualize import colorize_depth
 
 DEPTH, DEPTH_INFO, UNCERTAINTY, COLORIZED = ("depth", "depth/camera_info", "uncertainty",
                                              "depth/colorized")
@@ -120,7 +121,7 @@ def frame_outputs(estimator: DepthEstimator, types: mb.Types, header: Any, rgb: 
                                   f"published"))
     if COLORIZED in wanted and opts.publish_colorized:
         bgr = colorize_depth(depth, opts.colorize_min_depth, opts.colorize_max_depth,
-                             opts.colormap)
+                             opts.colormap, channels="bgr")
         out[COLORIZED] = mb.bgr8_msg(types, hdr, bgr)
     if DEPTH_INFO in wanted:
         info = _output_calibration(estimator, calib, out_size, notes)
@@ -150,7 +151,7 @@ def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | No
     h, w = size
     if calib is not None:
         return calib.scaled_to(h, w)
-    assumed = estimator.assumed_calibration(h, w)
+    assumed = assumed_calibration(estimator, h, w)
     if assumed is None:
         notes.append(("warning", "no camera_info and the checkpoint records no focal length: "
                                  "depth/camera_info is not published"))
@@ -159,3 +160,19 @@ def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | No
                                  f"camera (fx = {estimator.focal_px:g} px at "
                                  f"{estimator.work_size[1]} px wide, centred principal point)"))
     return assumed
+
+
+def assumed_calibration(estimator: DepthEstimator, height: int, width: int
+                        ) -> CameraCalibration | None:
+    """The training camera at ``height x width`` (for outputs without a camera_info).
+
+    fx = fy = ``focal_px`` scaled from the network input width, principal point at the
+    image centre, no distortion; None when the checkpoint records no focal length.
+    """
+    if estimator.focal_px <= 0:
+        return None
+    f = estimator.focal_px * width / estimator.work_size[1]
+    K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0],
+                  [0.0, 0.0, 1.0]])
+    return CameraCalibration(int(width), int(height), "plumb_bob", np.zeros(5), K,
+                             np.eye(3), np.hstack([K, np.zeros((3, 1))]))

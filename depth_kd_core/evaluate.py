@@ -140,7 +140,8 @@ class Predictor:
 
     @property
     def resizes(self) -> bool:
-        return self.cfg.size_multiple > 1
+        """Whether the model runs at its own input size (False: at the camera's, SGBM)."""
+        return self.estimator.work_size is not None
 
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
         """Depth (and sigma): (B, 1, H, W) metres at the batch's resolution, 0 = no depth."""

@@ -52,8 +52,6 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 ONNX_OPSET = 18
 EXIT_PARITY_FAILED = 3
 MAX_DYNAMIC_BATCH = 64  # upper bound declared for the dynamic batch axis
-# Deployed outputs, in graph order; the rest of the model-output dict is for training.
-DEPLOY_OUTPUTS = ("depth", "sigma")
 # A traceable implementation for configs that choose one at run time (DACNN's depth-aware
 # convolution: "auto" may pick Triton or a custom autograd Function; the reference is one
 # unfold, which exports in a fraction of the time of the tap-by-tap slices).
@@ -165,9 +163,8 @@ def export(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", *,
     model, ckpt, cfg = export_model(checkpoint, height, width)
     example = torch.rand(2 if dynamic_batch else 1, 3, cfg.input_height, cfg.input_width,
                          generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        probe = model(example[:1])
-    net = DeployNet(model, [k for k in DEPLOY_OUTPUTS if k in probe]).eval()
+    # deployed outputs in graph order; the rest of the output dict is for training
+    net = DeployNet(model, ["depth", "sigma"] if cfg.has_sigma else ["depth"]).eval()
     if fp16:
         net, example = net.half(), example.half()
     meta = deployment_metadata(ckpt["model_name"], cfg, net.outputs, fp16, dynamic_batch)

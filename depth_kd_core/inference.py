@@ -43,12 +43,11 @@ import numpy as np
 import torch
 
 from depth_kd_core.checkpoint import load_checkpoint
-from depth_kd_core.data.camera import CameraCalibration, resize_image, scale_intrinsics
-from depth_kd_core.depth_maps import (COLORMAPS, MIN_WEIGHT,  # noqa: F401 - node API
-                                      colorize_depth, resize_depth_nan, resize_valid)
+from depth_kd_core.data.camera import resize_image, scale_intrinsics
+from depth_kd_core.depth_maps import resize_valid
 from depth_kd_core.errors import CheckpointError, ConfigError, ImageError
 from depth_kd_core.exported import is_exported, load_exported
-from depth_kd_core.runtime import auto_threads, select_device, set_cpu_threads  # noqa: F401
+from depth_kd_core.runtime import select_device, set_cpu_threads
 
 LOG = logging.getLogger(__name__)
 DEPTH_KINDS = ("metric_depth", "relative_depth", "disparity_volume", "dpm")
@@ -202,20 +201,6 @@ class DepthEstimator(_EstimatorBase):
         return cls(load_network(path), select_device(device), fp16=fp16,
                    focal_scaling=focal_scaling, threads=threads)
 
-    def assumed_calibration(self, height: int, width: int) -> CameraCalibration | None:
-        """The training camera at ``height x width`` (for outputs without a camera_info).
-
-        fx = fy = ``focal_px`` scaled from the network input width, principal point at the
-        image centre, no distortion; None when the checkpoint records no focal length.
-        """
-        if self.focal_px <= 0:
-            return None
-        f = self.focal_px * width / self.work_size[1]
-        K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0],
-                      [0.0, 0.0, 1.0]])
-        return CameraCalibration(int(width), int(height), "plumb_bob", np.zeros(5), K,
-                                 np.eye(3), np.hstack([K, np.zeros((3, 1))]))
-
     def predict(self, image: np.ndarray, K: np.ndarray | None = None,
                 out_size: tuple[int, int] | None = None, *, with_sigma: bool = True
                 ) -> DepthPrediction:
@@ -279,8 +264,9 @@ class StereoDepthEstimator(_EstimatorBase):
 
     Networks run at their training resolution (K scaled to it) and are rescaled to the
     camera by ``(f_cam / focal_px) * (baseline / baseline_m)`` when the checkpoint records
-    them. SGBM needs no scaling: depth = fx * baseline / disparity with the camera's K and
-    baseline, at the camera resolution unless ``work_size`` is given.
+    them. Classical matchers (``cfg.classical``, e.g. SGBM) need no scaling: depth =
+    fx * baseline / disparity with the camera's K and baseline, at the camera resolution
+    unless ``work_size`` is given.
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
@@ -289,17 +275,16 @@ class StereoDepthEstimator(_EstimatorBase):
         if not model.cfg.stereo_input:
             raise CheckpointError(f"model '{model.cfg.name}' is monocular; use DepthEstimator")
         super().__init__(model, device, fp16, focal_scaling, work_size, threads)
-        self.is_sgbm = model.cfg.name == "sgbm_teacher"
+        self.classical = bool(model.cfg.classical)  # a matcher's depth is already the camera's
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> StereoDepthEstimator:
-        """Load a stereo network teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
+        """Load a stereo teacher checkpoint (e.g. ``stereo_concat_teacher``)."""
         model = load_network(path)
-        size = (int(model.cfg.input_height), int(model.cfg.input_width))
         return cls(model, select_device(device), fp16=fp16, focal_scaling=focal_scaling,
-                   work_size=size, threads=threads)
+                   work_size=stereo_work_size(model.cfg), threads=threads)
 
     @classmethod
     def sgbm(cls, work_size: tuple[int, int] | None = None, threads: int | None = None,
@@ -333,9 +318,10 @@ class StereoDepthEstimator(_EstimatorBase):
         check_rgb8(right, "right")
         if left.shape != right.shape:
             raise ImageError(f"left {left.shape} and right {right.shape} differ in size")
-        if self.is_sgbm and (K is None or baseline is None or not baseline > 0):
-            raise ConfigError("SGBM needs K and a positive baseline (from the CameraInfo P "
-                              "matrices of the rectified pair)")
+        if self.classical and (K is None or baseline is None or not baseline > 0):
+            raise ConfigError(f"the classical matcher '{self.name}' needs K and a positive "
+                              f"baseline (from the CameraInfo P matrices of the rectified "
+                              f"pair)")
         h, w = left.shape[:2]
         size = self.work_size or (h, w)
         t0 = time.perf_counter()
@@ -346,26 +332,31 @@ class StereoDepthEstimator(_EstimatorBase):
         out = self._run(lt, rt, **context)
         self._sync()
         t2 = time.perf_counter()
-        scale, note = (1.0, "") if self.is_sgbm else self._scale(K, w, size[1])
+        scale, note = (1.0, "") if self.classical else self._scale(K, w, size[1])
         train_b = float(getattr(self.cfg, "baseline_m", 0.0) or 0.0)
-        if not self.is_sgbm and not note and baseline and train_b > 0:
+        if not self.classical and not note and baseline and train_b > 0:
             scale *= float(baseline) / train_b
         depth, sigma, has_sigma = self._finish(out, out_size or (h, w), scale)
         t3 = time.perf_counter()
         return DepthPrediction(depth, sigma, has_sigma, _timings(t0, t1, t2, t3), scale, note)
 
 
+def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
+    """(height, width) a stereo model runs at: a network at its training size, a classical
+    matcher (``cfg.classical``, e.g. SGBM) at the camera's own size (None)."""
+    if cfg.classical:
+        return None
+    return int(cfg.input_height), int(cfg.input_width)
+
+
 def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
                         focal_scaling: bool = True) -> DepthEstimator | StereoDepthEstimator:
     """The estimator of a built model: mono networks as :class:`DepthEstimator`, stereo ones
-    as :class:`StereoDepthEstimator` at their training size, classical matchers
-    (``size_multiple`` 1, e.g. SGBM) at the camera's own size."""
+    as :class:`StereoDepthEstimator` at :func:`stereo_work_size`."""
     if not model.cfg.stereo_input:
         return DepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling)
-    size = None if model.cfg.size_multiple <= 1 else (int(model.cfg.input_height),
-                                                      int(model.cfg.input_width))
     return StereoDepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling,
-                                work_size=size)
+                                work_size=stereo_work_size(model.cfg))
 
 
 def load_network(path: str | Path) -> torch.nn.Module:
@@ -394,3 +385,4 @@ def _stereo_context(K: np.ndarray | None, baseline: float | None, size: tuple[in
 def _timings(t0: float, t1: float, t2: float, t3: float) -> dict[str, float]:
     return {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+

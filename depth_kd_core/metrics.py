@@ -82,11 +82,6 @@ def _image_metrics(p: np.ndarray, g: np.ndarray) -> dict[str, float]:
     }
 
 
-def median_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
-    """Per-image scale median(gt) / median(pred) over ``mask`` (mono, relative-scale models)."""
-    return float(np.median(gt[mask]) / np.median(pred[mask]))
-
-
 def _squeeze_image(x: np.ndarray, name: str) -> np.ndarray:
     """H x W, or B x H x W from B x 1 x H x W / B x H x W."""
     if x.ndim == 4:
@@ -160,7 +155,8 @@ class MetricAccumulator:
 
     def update(self, pred, gt) -> dict[str, float] | None:
         """Score one image or batch; returns its metrics, None if it has no valid pixels."""
-        pred_np, gt_np = _squeeze_image(_to_numpy(pred), "pred"), _squeeze_image(_to_numpy(gt), "gt")
+        pred_np = _squeeze_image(_to_numpy(pred), "pred")
+        gt_np = _squeeze_image(_to_numpy(gt), "gt")
         if pred_np.ndim == 2:
             pred_np, gt_np = pred_np[None], gt_np[None]
         last = None
@@ -180,9 +176,6 @@ class MetricAccumulator:
     def compute(self) -> dict[str, float]:
         """Mean over accumulated images (ValueError if none)."""
         return average_metrics(self._items)
-
-    def reset(self) -> None:
-        self._items.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +209,8 @@ def _curve(order: np.ndarray, err: np.ndarray, steps: int) -> np.ndarray:
     return csum[counts - 1] / counts
 
 
-def sparsification(sigma, error, steps: int = SPARSIFICATION_STEPS) -> dict[str, np.ndarray | float]:
+def sparsification(sigma, error, steps: int = SPARSIFICATION_STEPS
+                   ) -> dict[str, np.ndarray | float]:
     """Sparsification curves of one image's pixels (Poggi et al., CVPR 2020).
 
     Pixels are removed most-uncertain first (by ``sigma``) and, for the oracle, largest-error

@@ -33,7 +33,7 @@ from depth_kd_core.errors import CheckpointError, DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics
 from depth_kd_core.recipes.registry import create_recipe, list_recipes
-from depth_kd_core.training.checkpoints import CheckpointManager
+from depth_kd_core.training.checkpoints import CheckpointManager, check_resumable
 from depth_kd_core.training.config import TrainConfig, load_train_config
 from depth_kd_core.training.distributed import (
     init_distributed,
@@ -46,7 +46,6 @@ from depth_kd_core.training.logging import Logger
 from depth_kd_core.training.optim import build_optimizer, build_scheduler
 from depth_kd_core.training.run_dir import prepare_run_dir
 from depth_kd_core.training.sampling import EpochSampler, EpochSeededDataset
-from depth_kd_core.training.teacher_cache import TeacherCache
 from depth_kd_core.training.visuals import validation_grid
 
 
@@ -110,7 +109,6 @@ class Trainer:
                                        writer=self.dist.is_main)
         self.skipped_bad = 0  # items replaced under data.skip_bad_frames (training batches)
         self.logger = Logger(self.out_dir / "tb", tcfg.tensorboard and self.dist.is_main)
-        self._setup_teacher_cache()
         if self.dist.is_main:
             save_run_config(cfg, self.out_dir)
         if resume:
@@ -141,24 +139,14 @@ class Trainer:
                                      num_workers=workers, persistent_workers=workers > 0,
                                      generator=torch.Generator().manual_seed(cfg.seed))
 
-    def _setup_teacher_cache(self) -> None:
-        if not self.cfg.trainer.cache_teacher:
-            return
-        keys = getattr(self.recipe, "CACHE_KEYS", ())
-        if self.cfg.data.augment.enabled or not keys:
-            reason = ("augmentations change the inputs every epoch" if keys else
-                      f"recipe '{self.cfg.recipe.name}' has no cacheable teacher outputs")
-            tqdm.write(f"[depth_kd] trainer.cache_teacher ignored: {reason}", file=sys.stderr)
-            return
-        self.recipe.teacher_cache = TeacherCache(self.out_dir / "teacher_cache", keys)
-
     def _resume(self, resume: str) -> None:
         if resume == "auto":
             path, ckpt = self.ckpts.load_latest(map_location=self.device)
         else:
             path = Path(resume)
             ckpt = load_checkpoint(path, map_location=self.device)
-        self._check_resumable(path, ckpt)
+        check_resumable(path, ckpt, self.recipe.student.cfg.name, self.cfg.recipe.name,
+                        self.optimizer is not None)
         try:
             self.recipe.student.load_state_dict(ckpt["state_dict"])
             self.recipe.extras.load_state_dict(ckpt.get("extra_state", {}))
@@ -178,23 +166,6 @@ class Trainer:
         self.ckpts.best_value = float(best) if best is not None else None
         if self.dist.is_main:
             tqdm.write(f"[depth_kd] resumed from {path} at step {self.step}", file=sys.stderr)
-
-    def _check_resumable(self, path: Path, ckpt: dict) -> None:
-        """A training checkpoint of this run's student and recipe, or a CheckpointError."""
-        want_model, want_recipe = self.recipe.student.cfg.name, self.cfg.recipe.name
-        got_recipe = ckpt.get("recipe", "?")
-        if ckpt["model_name"] != want_model or got_recipe not in (want_recipe, "?"):
-            raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "
-                                  f"'{got_recipe}', but this run trains '{want_model}' with "
-                                  f"recipe '{want_recipe}'; resume from this run's own "
-                                  f"checkpoints/last.pt, or start a new run without --resume")
-        missing = [k for k in ("step", *(("optimizer", "scheduler") if self.optimizer else ()))
-                   if k not in ckpt]
-        if missing:
-            raise CheckpointError(f"--resume: {path} has no training state ({', '.join(missing)}"
-                                  f" missing: an exported or inference-only checkpoint?); "
-                                  f"resume from a run's checkpoints/last.pt or step_*.pt, or "
-                                  f"start a new run")
 
     # ------------------------------------------------------------------ loop
 
@@ -366,10 +337,6 @@ class Trainer:
         if self.skipped_bad and self.dist.is_main:
             tqdm.write(f"[depth_kd] skipped {self.skipped_bad} bad training items "
                        f"(data.skip_bad_frames; each is named in a warning above)",
-                       file=sys.stderr)
-        cache = getattr(self.recipe, "teacher_cache", None)
-        if cache is not None and self.dist.is_main:
-            tqdm.write(f"[depth_kd] teacher cache: {cache.hits} hits, {cache.misses} misses",
                        file=sys.stderr)
         shutdown_distributed()
 

@@ -3,10 +3,13 @@ grids, ROS ``depth/colorized``, the demo). One place, no training or ROS imports
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cv2
 import numpy as np
 import torch
 
+from depth_kd_core.depth_maps import all_positive_finite
 from depth_kd_core.errors import ConfigError
 
 COLORMAPS = {"turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET,
@@ -31,20 +34,39 @@ def colorize(value: np.ndarray, vmin: float, vmax: float, colormap: str = "turbo
 
 
 def colorize_depth(depth: np.ndarray, min_depth: float = DEPTH_COLOR_RANGE_M[0],
-                   max_depth: float = DEPTH_COLOR_RANGE_M[1], colormap: str = "turbo"
-                   ) -> np.ndarray:
-    """H x W metres (NaN or <= 0 invalid) -> H x W x 3 uint8 RGB over a fixed range.
+                   max_depth: float = DEPTH_COLOR_RANGE_M[1], colormap: str = "turbo",
+                   channels: Literal["rgb", "bgr"] = "rgb") -> np.ndarray:
+    """(H, W) metres (NaN or <= 0 invalid) -> (H, W, 3) uint8 over a fixed range.
 
     Inverse depth is mapped linearly between 1/max_depth and 1/min_depth (near = the hot end)
-    so nearby structure gets most of the colour range; invalid pixels are black.
+    so nearby structure gets most of the colour range; invalid pixels are black. Both channel
+    orders have callers: "rgb" for image panels (TensorBoard, evaluation grids), "bgr" for
+    bgr8 messages, in OpenCV's own order (no reversal copy on the nodes' per-frame path).
     """
     if not 0 < min_depth < max_depth:
         raise ConfigError(f"colour range needs 0 < min_depth < max_depth, got {min_depth}, "
                           f"{max_depth}")
-    depth = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
-    return colorize(inv, 1.0 / max_depth, 1.0 / min_depth, colormap, invalid=~valid)
+    if colormap not in COLORMAPS:
+        raise ConfigError(f"colormap {colormap!r} is unknown; choose one of "
+                          f"{', '.join(COLORMAPS)}")
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+    d = np.asarray(depth, dtype=np.float32)
+    valid = None if all_positive_finite(d) else (d > 0) & (d < np.inf)
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # colorize's float32 steps (inverse depth, normalise, clip, x255), in place; invalid
+        # pixels give junk indices that are blacked out below
+        norm = np.divide(np.float32(1.0), d)
+        norm -= np.float32(lo)
+        norm /= np.float32(max(hi - lo, 1e-9))
+        np.clip(norm, 0, 1, out=norm)
+        norm *= np.float32(255)
+        index = norm.astype(np.uint8)
+    bgr = cv2.applyColorMap(index, COLORMAPS[colormap])
+    if valid is not None:
+        np.copyto(bgr, 0, where=~valid[..., None])
+    return bgr if channels == "bgr" else np.ascontiguousarray(bgr[..., ::-1])
 
 
 def to_rgb_u8(img: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from depth_kd_core.errors import ConfigError
-from depth_kd_core.inference import COLORMAPS
+from depth_kd_core.visualize import COLORMAPS
 
 Value = bool | int | float | str
 

@@ -128,7 +128,7 @@ class StereoCompareCore:
     def teacher_max_depth(self) -> float:
         """SGBM's range limit in metres (its depth is unscaled camera depth); 0 for networks,
         whose output is rescaled to the camera and has no fixed ceiling."""
-        if not getattr(self.teacher, "is_sgbm", False):
+        if not getattr(self.teacher, "classical", False):
             return 0.0
         return float(getattr(self.teacher.cfg, "max_depth", 0.0) or 0.0)
 

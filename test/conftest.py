@@ -14,6 +14,8 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import tiny  # noqa: E402, F401 - registers the test_* models before any test is collected
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared/realdata beside the checkout (CI has it; users' clones usually do not).
 REALDATA = Path(os.environ.get("DEPTH_KD_REALDATA", REPO_ROOT.parent / "shared" / "realdata"))
@@ -23,7 +25,8 @@ def realdata_path(*parts: str) -> Path:
     """Path under ../shared/realdata, or skip the test with the reason."""
     path = REALDATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (see ../shared/realdata/README.md)")
+        pytest.skip(f"real data not available: {path} is absent "
+                    f"(see ../shared/realdata/README.md)")
     return path
 
 

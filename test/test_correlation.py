@@ -13,7 +13,6 @@ import torch
 
 from conftest import requires_cuda
 from depth_kd_core.kernels import correlation1d
-from depth_kd_core.layers.correlation import Correlation1d
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
                                   reason="triton is not installed")
@@ -102,13 +101,11 @@ def test_triton_gradient_to_one_side_only(which):
     torch.testing.assert_close(g_tri, g_ref, atol=1e-5, rtol=1e-5)
 
 
-def test_module_channels_and_auto_dispatch_on_cpu():
-    layer = Correlation1d(max_disp=24)
-    assert layer.out_channels == 25  # METHODS §0 default: d = 0..24 at 1/8 scale
-    assert Correlation1d(max_disp=24, symmetric=True).out_channels == 49
+def test_default_channels_and_auto_dispatch_on_cpu():
     left, right = make_pair(1, 4, 2, 30, dtype=torch.float32)
-    out = layer(left, right)
+    out = correlation1d(left, right)  # METHODS §0 default: d = 0..24 at 1/8 scale
     assert out.shape == (1, 25, 2, 30)
+    assert correlation1d(left, right, symmetric=True).shape == (1, 49, 2, 30)
     torch.testing.assert_close(out, correlation1d(left, right, 24, impl="reference"))
 
 

@@ -14,8 +14,7 @@ from depth_kd_core.config import to_dict
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, load_eval_config, main
 from depth_kd_core.metrics import sparsification, spearman, uncertainty_metrics
-from depth_kd_core.models.registry import create_model
-from tiny import TINY
+from depth_kd_core.models.registry import create_model, model_cfg
 
 
 def test_spearman_by_hand():
@@ -73,7 +72,7 @@ def _dataset(gt_values, fx=1.0):
 
 
 def test_metric_models_are_not_median_scaled_relative_ones_are(tmp_path):
-    cfg = create_model("monodepth_student", **TINY["monodepth_student"]).cfg
+    cfg = create_model("test_monodepth_student").cfg
     data = _dataset([20.0, 40.0])
     cfg.size_multiple = 1
     metric = type(cfg)(**{**vars(cfg), "output_kind": "metric_depth"})
@@ -105,7 +104,7 @@ def test_holes_are_coverage_not_errors(tmp_path):
 def test_focal_scaling_is_applied_as_in_bag_infer_and_the_node(tmp_path):
     # a 10 m network trained at fx = 50 px (8 x 32 input) on a camera with fx = 50 px at
     # 16 px wide, i.e. 100 px at the network's 32 px: depth x 100 / 50 = 20 m, the ground truth
-    cfg = create_model("monodepth_student", **TINY["monodepth_student"]).cfg
+    cfg = create_model("test_monodepth_student").cfg
     cfg = type(cfg)(**{**vars(cfg), "output_kind": "metric_depth", "input_height": 8,
                        "input_width": 32, "focal_px": 50.0})
     s = evaluate(Predictor(Constant(cfg), torch.device("cpu")), _dataset([20.0], fx=50.0),
@@ -116,8 +115,7 @@ def test_focal_scaling_is_applied_as_in_bag_infer_and_the_node(tmp_path):
 def test_classical_holes_are_not_blended_into_neighbours_when_resized_back(tmp_path):
     # a stereo network run at 4 x 8 whose left half is a hole: resized to 8 x 16, every pixel
     # is either 20 m or a hole; a bilinear blend would give 10 m next to the hole
-    cfg = create_model("sgbm_teacher").cfg
-    cfg = type(cfg)(**{**vars(cfg), "size_multiple": 4, "input_height": 4, "input_width": 8})
+    cfg = model_cfg("stereo_concat_teacher", size_multiple=4, input_height=4, input_width=8)
     model = Constant(cfg)
 
     def with_holes(left, right=None, **ctx):
@@ -167,10 +165,9 @@ def _collate(items):
 
 
 def test_cli_writes_csv_json_grids_with_agreement_and_sigma(tmp_path):
-    model = create_model("tiekd_student", **TINY["tiekd_student"], input_height=64,
-                         input_width=192)
+    model = create_model("test_tiekd_student", input_height=64, input_width=192)
     ckpt = tmp_path / "student.pt"
-    save_checkpoint(ckpt, {"model_name": "tiekd_student", "model_cfg": to_dict(model.cfg),
+    save_checkpoint(ckpt, {"model_name": "test_tiekd_student", "model_cfg": to_dict(model.cfg),
                            "state_dict": model.state_dict()})
     out = tmp_path / "eval"
     code = main(["--checkpoint", str(ckpt), "--teacher", "sgbm_teacher",

@@ -14,12 +14,15 @@ import pytest
 import torch
 
 from conftest import requires_cuda
+from depth_kd_core import visualize
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
-from depth_kd_core.inference import (DepthEstimator, StereoDepthEstimator, colorize_depth,
-                                     resize_depth_nan, resize_valid, select_device)
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
-    torch_single_thread  # noqa: F401 - module fixture
+from depth_kd_core.depth_maps import resize_depth_nan, resize_valid
+from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator, estimator_for_model
+from depth_kd_core.runtime import select_device
+from depth_kd_core.models import create_model
+from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, save_model, tiny_checkpoint, \
+    tiny_model, torch_single_thread  # noqa: F401 - module fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -207,6 +210,26 @@ def test_sgbm_teacher_metric_depth_with_nan_where_unmatched(stereo_frame):
         est.predict(frame["left"], frame["right"], None, baseline)
 
 
+def test_a_model_declared_classical_runs_as_sgbm_does(tmp_path, stereo_frame):
+    """SGBM registered under another name (test_classical_matcher, tiny.py): the estimator
+    reads ``cfg.classical``, not the name, so it runs at the camera's size, unscaled, and
+    needs K and a baseline, whether built in memory or loaded from a checkpoint."""
+    frame, K, baseline = stereo_frame
+    raw = dict(num_disparities=64, fill="none", pad_border=False, input_height=64,
+               input_width=64)  # an input size unlike the camera's 96 x 320
+    cpu = torch.device("cpu")
+    sgbm = estimator_for_model(create_model("sgbm_teacher", **raw), cpu)
+    ref = sgbm.predict(frame["left"], frame["right"], K, baseline)
+    other = create_model("test_classical_matcher", **raw)
+    loaded = StereoDepthEstimator.from_checkpoint(save_model(tmp_path / "m.pt", other), "cpu")
+    for est in (estimator_for_model(other, cpu), loaded):
+        pred = est.predict(frame["left"], frame["right"], K, baseline)
+        assert est.work_size is None and pred.scale == 1.0
+        np.testing.assert_array_equal(pred.depth, ref.depth)
+        with pytest.raises(ConfigError, match="needs K and a positive baseline"):
+            est.predict(frame["left"], frame["right"], None, baseline)
+
+
 def test_network_stereo_teacher_from_checkpoint(tmp_path, stereo_frame):
     frame, K, baseline = stereo_frame
     path = tiny_checkpoint(tmp_path / "t.pt", "stereo_concat_teacher")
@@ -219,9 +242,15 @@ def test_network_stereo_teacher_from_checkpoint(tmp_path, stereo_frame):
         est.predict(frame["left"], frame["right"][:, :-2], K, baseline)
 
 
+def colorize_depth(depth, lo, hi, colormap="turbo"):
+    return visualize.colorize_depth(depth, lo, hi, colormap, channels="bgr")
+
+
 def test_colorize_depth_fixed_range_bgr():
     depth = np.array([[0.5, 1.0, 100.0, np.nan]], np.float32)
     bgr = colorize_depth(depth, 1.0, 50.0, "turbo")
+    rgb = visualize.colorize_depth(depth, 1.0, 50.0, "turbo")  # the one implementation
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
     assert bgr.shape == (1, 4, 3) and bgr.dtype == np.uint8
     assert (bgr[0, 3] == 0).all()  # invalid -> black
     np.testing.assert_array_equal(bgr[0, 0], bgr[0, 1])  # nearer than the range clips

@@ -252,3 +252,40 @@ def test_camera_helpers_come_from_the_camera_module_only():
             for path in sorted((REPO_ROOT / folder).rglob("*.py"))
             for hit in camera_helpers_from_transforms(path.read_text(), names)]
     assert hits == []
+
+
+def name_checks(source: str) -> list[str]:
+    """``<expr>.cfg.name`` compared with a string literal (==, !=, in): a model or recipe
+    special-cased by its registry name instead of a capability declared on its config."""
+    def is_cfg_name(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "name" and \
+            isinstance(node.value, ast.Attribute) and node.value.attr == "cfg"
+
+    def has_str(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                   for n in ast.walk(node))
+
+    hits = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(is_cfg_name(s) for s in sides) and any(has_str(s) for s in sides
+                                                           if not is_cfg_name(s)):
+                hits.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return hits
+
+
+def test_finds_a_name_check_when_there_is_one():
+    assert name_checks('x = model.cfg.name == "sgbm_teacher"') != []
+    assert name_checks('if t.cfg.name in ("a", "b"): pass') != []
+    assert name_checks('if cfg.name == "adam": pass') == []  # a config's own dispatch
+    assert name_checks("x = model.cfg.classical") == []
+
+
+def test_no_model_is_special_cased_by_name_outside_models():
+    """Callers ask a model's declared capabilities (``ModelCfg.classical``, ``batch_keys``,
+    ``has_sigma``, ``stereo_input``), never compare its name with a string."""
+    hits = [f"{name} {hit}" for name, path in MODULES.items()
+            if not name.startswith("depth_kd_core.models")
+            for hit in name_checks(path.read_text())]
+    assert hits == []

@@ -20,7 +20,6 @@ from depth_kd_core.layers.geometry import (
     disp_to_depth,
     pose_to_matrix,
     project,
-    stereo_transform,
     warp_horizontal,
 )
 from depth_kd_core.layers.sdfa import SDFA, offset_resample
@@ -105,7 +104,9 @@ def test_backproject_project_round_trip_and_stereo_disparity():
     u = (grid[..., 0] + 1) / 2 * (W - 1)
     torch.testing.assert_close(u[0, 0], torch.arange(W, dtype=torch.float32))
     # into the right camera: u_r = u - fx * B / z = u - 10 * 0.8 / 4 = u - 2
-    grid_r = project(pts, K, stereo_transform(torch.tensor([0.8])), H, W)
+    to_right = torch.eye(4)[None].clone()
+    to_right[0, 0, 3] = -0.8  # the right camera sits 0.8 m along +x
+    grid_r = project(pts, K, to_right, H, W)
     u_r = (grid_r[..., 0] + 1) / 2 * (W - 1)
     torch.testing.assert_close(u_r[0, 0], torch.arange(W, dtype=torch.float32) - 2.0)
 
@@ -136,8 +137,8 @@ def test_dpm_bins_expectation_and_spread():
     c = bin_centres()
     assert len(c) == 257
     width = (80.0 - 1e-3) / 257
-    assert (c[0].item() == pytest.approx(1e-3 + width / 2)
-            and c[-1].item() == pytest.approx(80 - width / 2))
+    assert c[0].item() == pytest.approx(1e-3 + width / 2)
+    assert c[-1].item() == pytest.approx(80 - width / 2)
     dpm = torch.zeros(1, 257, 1, 1)
     dpm[0, 100] = 0.5
     dpm[0, 102] = 0.5

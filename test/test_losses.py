@@ -10,7 +10,7 @@ from torch import nn
 
 from depth_kd_core.layers.dpm import bin_centres
 from depth_kd_core.layers.ssim import SSIM_C1
-from depth_kd_core.losses.adu import feature_l2, focal_depth_loss, umf_loss, umr_loss
+from depth_kd_core.losses.adu import focal_depth_loss, umf_loss, umr_loss
 from depth_kd_core.losses.dacnn import guidance_kl
 from depth_kd_core.losses.depth import l1_loss, silog_loss
 from depth_kd_core.losses.photometric import (
@@ -118,8 +118,7 @@ def test_guidance_kl_by_hand():
     assert guidance_kl([a], [b]).item() == pytest.approx(expected)
 
 
-def test_feature_l2_and_focal_depth_by_hand():
-    assert feature_l2([torch.ones(1, 4, 2, 2)] * 2, [torch.zeros(1, 4, 2, 2)] * 2).item() == 2.0
+def test_focal_depth_by_hand():
     teacher, student = torch.full((2, 1, 3, 3), 2.0), torch.full((2, 1, 3, 3), 1.5)
     p = 0.75  # 1 - |2 - 1.5| / 2
     expected = -0.25 * (1 - p) ** 2 * math.log(p)

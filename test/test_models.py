@@ -1,4 +1,5 @@
-"""Every registered model: forward on CPU, declared outputs and units, gradients, freezing."""
+"""Every registered model, through its tiny test_ variant: forward on CPU, declared outputs and
+units, gradients, freezing."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import pytest
 import torch
 
 from conftest import realdata_path
-from tiny import TINY
+from tiny import PREFIX, PRODUCTION, TEST_MODELS
 from depth_kd_core.data.semantics import GROUP_OF_TRAINID, XDISTILL_GROUPS, regroup_labels
-from depth_kd_core.models import create_model, list_models
+from depth_kd_core.models import create_model
 from depth_kd_core.models.base import DepthModel, freeze
 from depth_kd_core.models.encoders import ENCODERS, Encoder
+from depth_kd_core.models.sdfa import SdfaNet
 
 H, W, B = 64, 192, 2
 K = torch.tensor([[0.58 * W, 0, W / 2], [0, 0.58 * W, H / 2], [0, 0, 1.0]]).expand(B, 3, 3)
@@ -31,7 +33,7 @@ def _inputs():
 
 def _run(model, left, right, ctx):
     """All outputs a training recipe would use (SDFA: both data paths)."""
-    if model.cfg.name == "sdfa_net":
+    if isinstance(model, SdfaNet):
         return [model(left, path="raw", **ctx), model(left, path="distilled", flip_features=True,
                                                       **ctx)]
     return [model(left, right, **ctx)]
@@ -45,9 +47,14 @@ def _tensors(out):
             yield from v
 
 
-@pytest.mark.parametrize("name", list_models())
+def test_every_model_has_a_tiny_test_variant():
+    assert sorted(n[len(PREFIX):] for n in TEST_MODELS if n[len(PREFIX):] in PRODUCTION) == \
+        PRODUCTION
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
 def test_model_forward_outputs_and_units(name):
-    model = create_model(name, **TINY.get(name, {}))
+    model = create_model(name)
     assert isinstance(model, DepthModel) and model.cfg.name == name
     left, right, ctx = _inputs()
     for out in _run(model, left, right, ctx):
@@ -57,7 +64,7 @@ def test_model_forward_outputs_and_units(name):
             depth = out["depth"]
             assert depth.shape == (B, 1, H, W)
             valid = depth > 0
-            if name == "sgbm_teacher":  # classical matcher: matched pixels' disparity true
+            if cfg.classical:  # a matcher: matched pixels' disparity is the true shift
                 matched = valid & (out["confidence"] > model.cfg.fill_confidence)  # not filled
                 assert matched.float().mean() > 0.5
                 torch.testing.assert_close(out["disp"][matched], torch.full_like(
@@ -66,6 +73,7 @@ def test_model_forward_outputs_and_units(name):
                 assert valid.all(), "depth must be positive everywhere for networks"
             assert depth[valid].min() >= cfg.min_depth * 0.999
             assert depth.max() <= max(cfg.max_depth, 1e4)
+        assert ("sigma" in out) == cfg.has_sigma, "the declared has_sigma is wrong"
         if "sigma" in out:
             assert out["sigma"].shape == (B, 1, H, W) and (out["sigma"] >= 0).all()
         if "log_var" in out:
@@ -90,9 +98,9 @@ def test_model_forward_outputs_and_units(name):
             assert len(out["guidance"]) == 3
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", TEST_MODELS)
 def test_gradient_reaches_every_trainable_parameter(name):
-    model = create_model(name, **TINY.get(name, {}))
+    model = create_model(name)
     model.train()
     left, right, ctx = _inputs()
     loss = sum(t.float().mean() for out in _run(model, left, right, ctx) for t in _tensors(out)
@@ -106,9 +114,9 @@ def test_gradient_reaches_every_trainable_parameter(name):
     assert all(torch.isfinite(p.grad).all() for _, p in params)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", TEST_MODELS)
 def test_frozen_teacher_outputs_do_not_require_grad(name):
-    model = freeze(create_model(name, **TINY.get(name, {})))
+    model = freeze(create_model(name))
     model.train()  # a recipe's train() must not unfreeze a teacher
     assert not model.training
     left, right, ctx = _inputs()
@@ -128,7 +136,7 @@ def test_encoder_feature_info_matches_real_shapes(name):
 
 
 def test_wrong_input_size_is_refused_with_a_clear_message():
-    model = create_model("monodepth_student", **TINY["monodepth_student"])
+    model = create_model("test_monodepth_student")
     with pytest.raises(ValueError, match="multiple of 32"):
         model(torch.rand(1, 3, 60, 190))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):

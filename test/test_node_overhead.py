@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from bag_helpers import TS
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.bags.messages import bgr8_msg, depth_msg, make_header
-from depth_kd_core.depth_maps import all_positive_finite
-from depth_kd_core.inference import MIN_WEIGHT, colorize_depth, resize_valid
+from depth_kd_core.depth_maps import MIN_WEIGHT, all_positive_finite, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 from depth_kd_ros.conversions import ros2_message_types
 
@@ -25,8 +24,8 @@ def test_bgr_colouriser_equals_the_reference_colours(colormap):
     depth = rng.uniform(0.2, 150.0, (37, 53)).astype(np.float32)
     depth[0, :5] = [np.nan, 0.0, -1.0, np.inf, 1e-30]
     expected = colorize_depth_rgb(depth, 1.0, 80.0, colormap)[..., ::-1]
-    np.testing.assert_array_equal(colorize_depth(depth, 1.0, 80.0, colormap), expected)
-    assert (colorize_depth(depth, 1.0, 80.0, colormap)[0, :4] == 0).all()  # invalid: black
+    np.testing.assert_array_equal(colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr"), expected)
+    assert (colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr")[0, :4] == 0).all()  # invalid: black
 
 
 @pytest.mark.parametrize("size", [(50, 70), (12, 17)])
@@ -77,4 +76,4 @@ def test_one_invalid_pixel_leaves_the_fast_path_and_is_published_as_nan(bad):
     assert not all_positive_finite(depth)
     out = mc.image_to_array(depth_msg(TS.types, make_header(TS.types, (1, 2), "c"), depth))
     assert np.isnan(out[3, 4]) and np.isnan(out).sum() == 1
-    assert (colorize_depth(depth, 1.0, 80.0)[3, 4] == 0).all()
+    assert (colorize_depth_rgb(depth, 1.0, 80.0, channels="bgr")[3, 4] == 0).all()

@@ -16,9 +16,9 @@ import torch
 from bag_helpers import TS, camera_info, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import ConfigError
-from depth_kd_core.inference import (DepthEstimator, DepthPrediction, StereoDepthEstimator,
-                                     auto_threads, set_cpu_threads)
+from depth_kd_core.inference import DepthEstimator, DepthPrediction, StereoDepthEstimator
 from depth_kd_core.metrics import depth_metrics
+from depth_kd_core.runtime import auto_threads, set_cpu_threads
 from depth_kd_ros.frame_stats import LOG_REPEAT_S
 from depth_kd_ros.mono_depth_core import DEPTH, DEPTH_INFO, MonoDepthCore
 from depth_kd_ros.params import MONO_PARAMS, load_node_parameters

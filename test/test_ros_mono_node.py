@@ -25,7 +25,8 @@ from conftest import REALDATA, realdata_path  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
 from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
 from depth_kd_core.data.bags.messages import COMPRESSED, camera_info_msg  # noqa: E402
-from depth_kd_core.inference import DepthEstimator, colorize_depth  # noqa: E402
+from depth_kd_core.inference import DepthEstimator  # noqa: E402
+from depth_kd_core.visualize import colorize_depth  # noqa: E402
 from depth_kd_ros.conversions import bridged_msg_to_rgb8  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
 from ros_process_helpers import (COMMON, H, S1, S2, S3, START_S, TYPES, W,  # noqa: E402
@@ -95,7 +96,7 @@ def test_mono_node_publishes_depth_sigma_colour_and_camera_info_by_value(nodes, 
     np.testing.assert_allclose(pixels(got["uncertainty"]), expected.sigma, rtol=1e-3, atol=1e-4)
     bgr = pixels(got["depth/colorized"])
     assert got["depth/colorized"].encoding == "bgr8"
-    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo")) < 1e-3
+    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo", channels="bgr")) < 1e-3
     info = got["depth/camera_info"]
     assert (info.height, info.width, info.header.frame_id) == (H, W, "cam_optical")
     np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), w.K)

@@ -76,13 +76,6 @@ def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor,
     return T
 
 
-def stereo_transform(baseline: torch.Tensor, to_right: bool = True) -> torch.Tensor:
-    """(B,) metres -> (B, 4, 4) mapping left-camera points into the right camera (or back)."""
-    T = torch.eye(4, device=baseline.device, dtype=baseline.dtype).repeat(len(baseline), 1, 1)
-    T[:, 0, 3] = -baseline if to_right else baseline
-    return T
-
-
 def warp_horizontal(source: torch.Tensor, disp: torch.Tensor,
                     padding_mode: str = "border") -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``source`` at (x - disp, y): a left view from a right image and left disparity.

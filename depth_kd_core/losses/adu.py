@@ -17,11 +17,6 @@ FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0  # focal-loss defaults (METHODS §0)
 ADU_W_UMR, ADU_W_UMF, ADU_W_FOCAL = 0.9, 0.6, 0.8  # eq. 9 (KITTI)
 
 
-def feature_l2(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
-    """L_e / L_d (eq. 2-3): sum over levels of mean ||F^t - F^s||^2 (per-pixel channel mean)."""
-    return sum(((t - s) ** 2).mean() for t, s in zip(teacher, student, strict=True))
-
-
 def focal_depth_loss(teacher: torch.Tensor, student: torch.Tensor,
                      mask: torch.Tensor | None = None, alpha: float = FOCAL_ALPHA,
                      gamma: float = FOCAL_GAMMA, eps: float = 1e-6) -> torch.Tensor:

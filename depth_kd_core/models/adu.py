@@ -60,6 +60,11 @@ class AduCfg(ModelCfg):
     input_height: int = 352
     input_width: int = 1120
 
+    @property
+    def has_sigma(self) -> bool:
+        """The UEM branch predicts sigma."""
+        return self.uncertainty
+
 
 class AduDepthNet(DepthModel):
     """Encoder-decoder depth network with optional UEM; 3 or 6 input channels."""

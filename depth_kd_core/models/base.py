@@ -21,7 +21,7 @@ Model output (a dict; absent keys are absent, never zero-filled):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -48,10 +48,23 @@ class ModelCfg:
         output_kind: what ``depth`` is derived from (metric regression, relative/up-to-scale
             self-supervised depth, disparity volume, depth probability map, or semantics).
         min_depth, max_depth: metres; predictions live in this range.
-        stereo_input: the model consumes a left/right pair (teachers).
+        stereo_input: the model consumes a left/right pair (teachers): its "needs the right
+            image" capability, a field because one architecture may be built either way.
         focal_px: focal length (pixels, at input resolution) of the training rig; metric
             output scales with f_cam / focal_px on other cameras (0 = unknown).
+
+    Capabilities that the model's code fixes (class attributes, not config fields, so a
+    checkpoint or a YAML file cannot change them); callers ask these instead of a name:
+        classical: a non-learned matcher (SGBM): no weights, runs at the camera's own
+            resolution, and its depth fx * B / d is already in the camera's metres, so the
+            estimator neither resizes its input nor rescales its output.
+        batch_keys: batch keys the forward pass reads besides the images, K and baseline
+            (the precomputed teacher reads ``teacher_depth``).
+        has_sigma (property): the output holds ``sigma`` (metres).
     """
+
+    classical: ClassVar[bool] = False
+    batch_keys: ClassVar[frozenset[str]] = frozenset()
 
     name: str = ""
     encoder: str = "resnet18"
@@ -66,6 +79,11 @@ class ModelCfg:
     max_depth: float = KITTI_MAX_DEPTH_M
     stereo_input: bool = False
     focal_px: float = 0.0
+
+    @property
+    def has_sigma(self) -> bool:
+        """Whether the model's output holds ``sigma`` (overridden where it does)."""
+        return False
 
     def validate(self) -> None:
         """Raise ValueError on inconsistent values (called by the config loader)."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from depth_kd_core.kernels import KernelImpl, correlation1d
 from depth_kd_core.layers.aspp import ASPP, DACNN_ASPP_RATES
-from depth_kd_core.layers.blocks import DepthHead
+from depth_kd_core.layers.blocks import DepthHead, upsample_to
 from depth_kd_core.layers.depth_aware import DACNN_DILATIONS, DepthAwareBlock
 from depth_kd_core.layers.nonlocal_block import APNonLocal
 from depth_kd_core.models.base import DepthModel, ModelCfg
@@ -107,9 +107,9 @@ class DepthAwareDecoder(nn.Module):
                 skip4: torch.Tensor) -> torch.Tensor:
         g1, g2, g3 = guidance
         x = F.relu(self.block8(o, g1))
-        x = self.up4(_up_to(x, skip4))
+        x = self.up4(upsample_to(x, skip4, "bilinear", align_corners=False))
         x = F.relu(self.block4(torch.cat([x, skip4], 1), g2))
-        x = self.up2(_up_to(x, skip2))
+        x = self.up2(upsample_to(x, skip2, "bilinear", align_corners=False))
         x = F.relu(self.block2(torch.cat([x, skip2], 1), g3))
         x = self.up1(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
         return self.head(x)
@@ -117,10 +117,6 @@ class DepthAwareDecoder(nn.Module):
 
 def conv_relu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(True))
-
-
-def _up_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class DacnnNet(DepthModel):
@@ -157,7 +153,7 @@ class DacnnStudent(DacnnNet):
     def forward(self, left: torch.Tensor, right: torch.Tensor | None = None, **context) -> dict:
         feats, f_s = self.features(self.prepare(left, "left"))
         out = self.decode(feats, self.context(f_s))
-        out["depth"] = _up_to(out["depth"], left)
+        out["depth"] = upsample_to(out["depth"], left, "bilinear", align_corners=False)
         return out
 
 
@@ -185,7 +181,7 @@ class DacnnStereoTeacher(DacnnNet):
                              symmetric=self.cfg.symmetric_corr, impl=corr_impl)
         o_c = torch.cat([self.corr_conv(corr), self.left_conv(f_l)], dim=1)
         out = self.decode(feats, o_c)
-        out["depth"] = _up_to(out["depth"], left)
+        out["depth"] = upsample_to(out["depth"], left, "bilinear", align_corners=False)
         return out
 
 

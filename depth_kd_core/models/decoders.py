@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depth_kd_core.layers.blocks import ConvBlock
+from depth_kd_core.layers.blocks import ConvBlock, upsample_to
 
 MONODEPTH_DECODER_CHANNELS = (16, 32, 64, 128, 256)  # Monodepth2 num_ch_dec
 
@@ -52,9 +52,7 @@ class UNetDecoder(nn.Module):
             x = F.interpolate(pre(x), scale_factor=2, mode="nearest")
             if i > 0:
                 skip = feats[i - 1]
-                if x.shape[-2:] != skip.shape[-2:]:
-                    x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
-                x = torch.cat([x, skip], dim=1)
+                x = torch.cat([upsample_to(x, skip), skip], dim=1)
             x = post(x)
             outs.append(x)
         return outs[::-1]

@@ -8,6 +8,7 @@ treat precomputed and live teachers alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -17,6 +18,7 @@ from depth_kd_core.models.registry import register_model
 
 @dataclass
 class PrecomputedCfg(ModelCfg):
+    batch_keys: ClassVar[frozenset[str]] = frozenset({"teacher_depth"})
     size_multiple: int = 1
 
 

@@ -27,6 +27,7 @@ from depth_kd_core.layers.disparity_volume import (
     SDFA_DISP_MIN_PX,
     SDFA_LEVELS,
     SDFA_REFERENCE_WIDTH,
+    expected_disparity,
     exponential_levels,
 )
 from depth_kd_core.layers.sdfa import SDFA
@@ -127,7 +128,7 @@ class SdfaNet(DepthModel):
         if flip_features:
             logits = torch.flip(logits, dims=[3])
         levels = self.levels(left.shape[-1], left.device)
-        disp = (torch.softmax(logits, dim=1) * levels.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        disp = expected_disparity(logits, levels)
         focal_baseline = self.focal_baseline(left.shape[0], K, baseline, left)
         return {"disp_volume": logits, "disp": disp, "depth": focal_baseline / disp}
 

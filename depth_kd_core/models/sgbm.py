@@ -23,7 +23,7 @@ Two modes (``fill``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -52,6 +52,7 @@ class SgbmCfg(ModelCfg):
         fill_confidence: the largest confidence a filled pixel can get.
     """
 
+    classical: ClassVar[bool] = True
     stereo_input: bool = True
     size_multiple: int = 1
     num_disparities: int = 64  # multiple of 16; the largest disparity searched, pixels

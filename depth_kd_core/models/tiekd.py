@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from depth_kd_core.layers.blocks import upsample_to
 from depth_kd_core.layers.dpm import TIEKD_BINS, DPMHead
 from depth_kd_core.models.base import DepthModel, ModelCfg, OutputKind
 from depth_kd_core.models.decoders import UNetDecoder
@@ -30,6 +30,11 @@ class TieKDStudentCfg(ModelCfg):
     input_height: int = 352
     input_width: int = 704
 
+    @property
+    def has_sigma(self) -> bool:
+        """The DPM's spread is sigma."""
+        return True
+
 
 class TieKDStudent(DepthModel):
     """Monocular DPM network: left (B, 3, H, W) -> dpm, depth, sigma at full resolution."""
@@ -43,10 +48,7 @@ class TieKDStudent(DepthModel):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor | None = None, **context) -> dict:
         feats = self.decoder(self.encoder(self.prepare(left, "left")))
-        x = feats[0]
-        if x.shape[-2:] != left.shape[-2:]:
-            x = F.interpolate(x, size=left.shape[-2:], mode="bilinear", align_corners=False)
-        return self.head(x)
+        return self.head(upsample_to(feats[0], left, "bilinear", align_corners=False))
 
 
 @register_model("tiekd_student", TieKDStudentCfg)

@@ -139,10 +139,9 @@ class Recipe(nn.Module):
         """Batch keys this recipe reads (the data builder must provide them)."""
         needs = set(self.NEEDS)
         for t in self.teachers.values():
-            if getattr(t.cfg, "stereo_input", False):
+            if t.cfg.stereo_input:
                 needs.add("right")
-            if t.cfg.name == "precomputed_teacher":
-                needs.add("teacher_depth")
+            needs |= t.cfg.batch_keys
         return needs
 
     def trainable_parameters(self) -> list[nn.Parameter]:

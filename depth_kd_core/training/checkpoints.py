@@ -103,3 +103,22 @@ class CheckpointManager:
         if self.best_value is None:
             return True
         return value > self.best_value if self.higher else value < self.best_value
+
+
+def check_resumable(path: Path, ckpt: dict, model_name: str, recipe: str, trainable: bool
+                    ) -> None:
+    """Raise CheckpointError unless ``ckpt`` (read from ``path``) is a training checkpoint of
+    ``model_name`` trained by ``recipe``, with optimiser state when the run is ``trainable``."""
+    got_recipe = ckpt.get("recipe", "?")
+    if ckpt["model_name"] != model_name or got_recipe not in (recipe, "?"):
+        raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "
+                              f"'{got_recipe}', but this run trains '{model_name}' with "
+                              f"recipe '{recipe}'; resume from this run's own "
+                              f"checkpoints/last.pt, or start a new run without --resume")
+    missing = [k for k in ("step", *(("optimizer", "scheduler") if trainable else ()))
+               if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"--resume: {path} has no training state ({', '.join(missing)}"
+                              f" missing: an exported or inference-only checkpoint?); "
+                              f"resume from a run's checkpoints/last.pt or step_*.pt, or "
+                              f"start a new run")

@@ -66,7 +66,6 @@ class TrainerCfg:
     max_val_batches: int = bounded(0, ge=0)  # 0 = the whole validation set
     checkpoint_every_steps: int = bounded(0, ge=0)  # 0 = at each epoch end (and at the end)
     keep_last: int = bounded(3, ge=1)
-    cache_teacher: bool = False  # keep teacher outputs on disk (needs augment.enabled=false)
     tensorboard: bool = True
     image_every_epochs: int = bounded(1, ge=1)
     progress: bool = True

@@ -17,7 +17,7 @@ from depth_kd_core.errors import OutputError
 from depth_kd_core.fileio import ensure_dir, remove_stale_temps
 
 LOG = logging.getLogger(__name__)
-RUN_FILES = ("config.yaml", "git_sha.txt", "metrics.json", "checkpoints", "tb", "teacher_cache")
+RUN_FILES = ("config.yaml", "git_sha.txt", "metrics.json", "checkpoints", "tb")
 RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints/*.pt")
 
 
