@@ -172,6 +172,7 @@ def test_cli_writes_csv_json_grids_with_agreement_and_sigma(tmp_path):
     out = tmp_path / "eval"
     code = main(["--checkpoint", str(ckpt), "--teacher", "sgbm_teacher",
                  "data.synthetic.val_scenes=3", "data.synthetic.gt=dense", "eval.grid_every=2",
+                 "eval.prior_images=4",  # the prior's path, without rendering 200 frames
                  f"eval.out_dir={out}"])
     assert code == 0
     rows = list(csv.DictReader((out / "per_image.csv").open()))
