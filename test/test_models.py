@@ -135,6 +135,19 @@ def test_encoder_feature_info_matches_real_shapes(name):
         assert enc.strides == [2, 4, 8, 16]  # SDFA's stride-2 patch embedding
 
 
+def test_tiekd_regression_baseline_is_the_student_with_a_depth_head():
+    """TIE-KD's no-KD baseline: same encoder and decoder, the DPM layer replaced by regression."""
+    dpm = create_model("test_tiekd_student", input_height=64, input_width=192)
+    reg = create_model("test_tiekd_student", head="regression", input_height=64, input_width=192)
+    assert (reg.cfg.output_kind, reg.cfg.has_sigma) == ("metric_depth", False)
+    assert (dpm.cfg.output_kind, dpm.cfg.has_sigma) == ("dpm", True)
+    body = {k: v.shape for k, v in reg.state_dict().items() if not k.startswith("head.")}
+    assert body == {k: v.shape for k, v in dpm.state_dict().items() if not k.startswith("head.")}
+    out = reg(torch.rand(2, 3, 64, 192))
+    assert set(out) == {"depth"} and out["depth"].shape == (2, 1, 64, 192)
+    assert ((out["depth"] > reg.cfg.min_depth) & (out["depth"] < reg.cfg.max_depth)).all()
+
+
 def test_wrong_input_size_is_refused_with_a_clear_message():
     model = create_model("test_monodepth_student")
     with pytest.raises(ValueError, match="multiple of 32"):

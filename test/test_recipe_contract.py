@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe
 from inference_helpers import torch_single_thread  # noqa: F401 - module fixture
@@ -57,3 +58,12 @@ def test_batch_needs_follow_the_teachers_declared_inputs():
     assert precomputed.needs == {"teacher_depth"}
     stereo = create_recipe("tie_kd", model=student, teacher=model_cfg("test_sgbm_teacher"))
     assert stereo.needs == {"right"}
+
+
+def test_tie_kd_refuses_a_student_without_a_depth_probability_map():
+    """The regression head is TIE-KD's no-KD baseline; its KD loss needs the student's DPM."""
+    baseline = model_cfg("test_tiekd_student", head="regression")
+    with pytest.raises(ConfigError, match="model.head=regression is the no-KD baseline"):
+        create_recipe("tie_kd", model=baseline, teacher=model_cfg("test_sgbm_teacher"))
+    create_recipe("tie_kd", model=model_cfg("test_tiekd_student"),
+                  teacher=model_cfg("test_sgbm_teacher"))  # the DPM student is taken

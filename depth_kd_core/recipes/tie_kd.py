@@ -20,6 +20,7 @@ import torch
 
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.losses.tiekd import TIEKD_ALPHA, TIEKD_SCALE, TIEKD_SIGMA_M, tiekd_loss
+from depth_kd_core.models.base import ModelCfg
 from depth_kd_core.recipes.base import Recipe, RecipeCfg
 from depth_kd_core.recipes.registry import register_recipe
 
@@ -46,6 +47,15 @@ class TieKDCfg(RecipeCfg):
 class TieKD(Recipe):
     DEFAULT_STUDENT = "tiekd_student"
     DEFAULT_TEACHER = "sgbm_teacher"
+
+    def __init__(self, cfg: TieKDCfg, model_cfg_: ModelCfg | None = None,
+                 teacher_cfg: ModelCfg | None = None) -> None:
+        super().__init__(cfg, model_cfg_, teacher_cfg)
+        if self.student.cfg.output_kind != "dpm":
+            raise ConfigError(f"recipe tie_kd distils into a depth probability map, but model "
+                              f"'{self.student.cfg.name}' outputs "
+                              f"{self.student.cfg.output_kind!r} (model.head=regression is the "
+                              f"no-KD baseline: train it with recipe.name=supervised)")
 
     def required_teacher_outputs(self) -> frozenset[str]:
         extra = {"confidence"} if self.cfg.confidence_weight else set()
