@@ -144,6 +144,12 @@ METHODS = {
     # the twin's 8.98), and the KD student followed it: better AbsRel, worse RMSE and δ1.
     # With SGBM (pilot, seed 0): 0.249 / 7.41 / 0.669 against the twin's 0.384 / 8.88 /
     # 0.587 whole frame, 0.211 / 5.87 / 0.734 against 0.264 / 6.30 / 0.704 in the Garg crop.
+    # Its no-KD twin is the paper's baseline (§IV-A): the DPM layer replaced by a regression
+    # layer, trained on the ground truth with the scale-invariant loss. The DPM student trained
+    # with L1 on its expectation (the twin until issue 18's second round) collapsed onto one
+    # bin for 2 of 3 seeds (AbsRel 1.64 and 0.57 whole frame, loss flat from step 25; the
+    # paper's AdamW/one-cycle/grad-clip 35 did not prevent it: 1.27); regression + SILog
+    # learns at the seed that collapsed (0.304 whole frame, 0.174 Garg; RESULTS.md).
     "tie_kd": Method("tie_kd", "supervised", "tiekd_student", "sgbm", "sgbm_teacher",
-                     nokd_extra=["recipe.loss=l1"]),
+                     nokd_extra=["model.head=regression", "recipe.loss=silog"]),
 }
