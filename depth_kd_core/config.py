@@ -17,8 +17,13 @@ from typing import Any
 
 import yaml
 
-from depth_kd_core.config_build import bounded, build_dataclass, check_range, \
-    registry_section, to_dict
+from depth_kd_core.config_build import (
+    bounded,
+    build_dataclass,
+    check_range,
+    registry_section,
+    to_dict,
+)
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.fileio import atomic_write_text
 

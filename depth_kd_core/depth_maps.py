@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 MIN_WEIGHT = 0.5  # an output pixel is valid when >= half of its interpolation weight is valid
 
 

@@ -25,10 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_kd_core.checkpoint import load_checkpoint
-from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
-from depth_kd_core.data.datasets import build_datasets, load_size
-from depth_kd_core.data.datasets import SKIPPED_KEY
 from depth_kd_core.cli import run_cli, setup_cli_logging
+from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
+from depth_kd_core.data.datasets import SKIPPED_KEY, build_datasets, load_size
 from depth_kd_core.errors import CheckpointError, DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics

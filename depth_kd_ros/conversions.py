@@ -25,8 +25,15 @@ from typing import Any
 import numpy as np
 
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.bags.messages import (CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE,
-                                              ROI, TIME)
+from depth_kd_core.data.bags.messages import (
+    CAMERA_INFO,
+    COMPRESSED,
+    FLOAT_ARRAY,
+    HEADER,
+    IMAGE,
+    ROI,
+    TIME,
+)
 from depth_kd_core.errors import ImageError
 
 _BRIDGE: list[Any] = []  # [CvBridge()] once imported, [None] when cv_bridge is absent

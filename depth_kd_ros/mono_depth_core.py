@@ -17,16 +17,29 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera import CameraCalibration, check_calibrated
-from depth_kd_core.data.bags.messages import Types
 from depth_kd_core.data.bags.codec import stamp_ns
-from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
-                                         OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
+from depth_kd_core.data.bags.messages import Types
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated
+from depth_kd_core.depth_outputs import (  # noqa: F401 - node API
+    COLORIZED,
+    DEPTH,
+    DEPTH_INFO,
+    OUTPUTS,
+    UNCERTAINTY,
+    OutputOptions,
+    frame_outputs,
+)
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, DepthPrediction
 from depth_kd_ros.conversions import bridged_msg_to_rgb8
-from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind, stamp_age_ms)
+from depth_kd_ros.frame_stats import (
+    DiagnosticSummary,
+    FrameStats,
+    Logger,
+    ThrottledLog,
+    fault_kind,
+    stamp_age_ms,
+)
 from depth_kd_ros.params import MONO_PARAMS, validate_changes, validate_params
 
 

@@ -39,15 +39,21 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera import CameraCalibration, check_calibrated, stereo_baseline
-from depth_kd_core.data.bags.messages import Types, copy_header, depth_msg, float_array_msg
 from depth_kd_core.data.bags.codec import stamp_ns
+from depth_kd_core.data.bags.messages import Types, copy_header, depth_msg, float_array_msg
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated, stereo_baseline
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
 from depth_kd_ros.conversions import bridged_msg_to_rgb8
-from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind, stamp_age_ms)
+from depth_kd_ros.frame_stats import (
+    DiagnosticSummary,
+    FrameStats,
+    Logger,
+    ThrottledLog,
+    fault_kind,
+    stamp_age_ms,
+)
 from depth_kd_ros.params import STEREO_PARAMS, validate_changes, validate_params
 from depth_kd_ros.stamp_sync import StampSync
 

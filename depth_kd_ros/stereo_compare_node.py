@@ -23,10 +23,22 @@ from std_msgs.msg import Float32MultiArray
 
 from depth_kd_ros.conversions import ros2_message_types
 from depth_kd_ros.params import STEREO_PARAMS
-from depth_kd_ros.ros_glue import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics, declare_parameters,
-                                   forward_parameter_changes, spin, topic_label)
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
-                                              StereoCompareCore)
+from depth_kd_ros.ros_glue import (
+    PUBLISHER_QOS,
+    SENSOR_QOS,
+    Diagnostics,
+    declare_parameters,
+    forward_parameter_changes,
+    spin,
+    topic_label,
+)
+from depth_kd_ros.stereo_compare_core import (
+    ABS_ERROR,
+    METRICS,
+    STUDENT,
+    TEACHER,
+    StereoCompareCore,
+)
 
 OUTPUT_TYPES = {STUDENT: Image, TEACHER: Image, ABS_ERROR: Image, METRICS: Float32MultiArray}
 

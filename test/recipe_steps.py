@@ -14,6 +14,7 @@ from torch import nn
 
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe, default_models
+
 from tiny import tiny
 
 B, H, W = 2, 16, 32

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bag_helpers import TS, camera_info, rgb_image
 from depth_kd_core.checkpoint import save_checkpoint
 from depth_kd_core.config import to_dict
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.models.registry import create_model
+
+from bag_helpers import TS, camera_info, rgb_image
 from tiny import overrides, tiny
 
 MONO = ("/cam/image_raw", "/cam/camera_info", "/cam/depth")

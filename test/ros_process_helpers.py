@@ -24,12 +24,13 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
-from conftest import REPO_ROOT
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.bags.messages import camera_info_msg, image_msg, make_header
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_ros.conversions import ros2_message_types
+
+from conftest import REPO_ROOT
 
 NS = "/depth_kd_test"
 DOMAIN_ID = str(random.Random(os.getpid()).randint(100, 200))

@@ -13,15 +13,16 @@ import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from bag_helpers import camera_info, rgb_image, write_bag
-from conftest import realdata_path
 from depth_kd_core.bag_infer import infer_bag, main
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.bags.writer import BagTopics
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import BagError, OutputError
 from depth_kd_core.inference import DepthEstimator
+
+from bag_helpers import camera_info, rgb_image, write_bag
+from conftest import realdata_path
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -13,16 +13,24 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import requires_cuda
 from depth_kd_core import visualize
 from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.depth_maps import resize_depth_nan, resize_valid
+from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator, estimator_for_model
-from depth_kd_core.runtime import select_device
 from depth_kd_core.models import create_model
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, save_model, tiny_checkpoint, \
-    tiny_model, torch_single_thread  # noqa: F401 - module fixture
+from depth_kd_core.runtime import select_device
+
+from conftest import requires_cuda
+from inference_helpers import (
+    NET_H,
+    NET_W,
+    TRAIN_FOCAL_PX,
+    save_model,
+    tiny_checkpoint,
+    tiny_model,
+    torch_single_thread,  # noqa: F401 - module fixture
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

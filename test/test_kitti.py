@@ -7,15 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import realdata_path
 from torch.utils.data import default_collate
 
 from depth_kd_core.data import kitti
-from depth_kd_core.data.schema import check_item
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.camera import warp_depth_to_right
+from depth_kd_core.data.schema import check_item
 from depth_kd_core.data.synthetic.recording import depth_to_velodyne, write_synthetic_kitti
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import DataError
+
+from conftest import realdata_path
 
 H, W = 48, 160
 

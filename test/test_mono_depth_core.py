@@ -11,15 +11,28 @@ import numpy as np
 import pytest
 import torch
 
-from bag_helpers import TS, camera_info, header, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.frame_stats import OK, WARN
-from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, OUTPUTS, UNCERTAINTY,
-                                          MonoDepthCore)
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
-    torch_single_thread  # noqa: F401 - module fixture
+from depth_kd_ros.mono_depth_core import (
+    COLORIZED,
+    DEPTH,
+    DEPTH_INFO,
+    OUTPUTS,
+    UNCERTAINTY,
+    MonoDepthCore,
+)
+
+from bag_helpers import TS, camera_info, header, image
+from inference_helpers import (
+    NET_H,
+    NET_W,
+    TRAIN_FOCAL_PX,
+    tiny_checkpoint,
+    tiny_model,
+    torch_single_thread,  # noqa: F401 - module fixture
+)
 from node_helpers import FakeClock
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -34,6 +34,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
 from depth_kd_core.data.bags.messages import image_msg, make_header  # noqa: E402
 from depth_kd_ros.conversions import ros2_message_types  # noqa: E402
+
 from inference_helpers import tiny_checkpoint  # noqa: E402
 
 IMAGE_TOPIC = "/launch_test_cam/image_raw"

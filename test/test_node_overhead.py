@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bag_helpers import TS
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.bags.messages import bgr8_msg, depth_msg, make_header
 from depth_kd_core.depth_maps import MIN_WEIGHT, all_positive_finite, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 from depth_kd_ros.conversions import ros2_message_types
+
+from bag_helpers import TS
 
 
 @pytest.mark.parametrize("colormap", ["turbo", "viridis", "bone"])

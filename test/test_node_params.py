@@ -11,13 +11,22 @@ import types
 
 import pytest
 
-from bag_helpers import TS
-from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.mono_depth_core import MonoDepthCore
-from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, LessThan, NodeParams, ParamSpec,
-                                 load_node_parameters, validate_changes, validate_params)
+from depth_kd_ros.params import (
+    MONO_PARAMS,
+    STEREO_PARAMS,
+    LessThan,
+    NodeParams,
+    ParamSpec,
+    load_node_parameters,
+    validate_changes,
+    validate_params,
+)
 from depth_kd_ros.stereo_compare_core import StereoCompareCore
+
+from bag_helpers import TS
+from conftest import REPO_ROOT
 
 LOG = logging.getLogger("node_params_test")
 TABLES = [MONO_PARAMS, STEREO_PARAMS]

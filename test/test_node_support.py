@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from depth_kd_ros.frame_stats import (LOG_REPEAT_S, MAX_LOG_KEYS, OK, WARN, FrameStats,
-                                      ThrottledLog, fault_kind)
+from depth_kd_ros.frame_stats import (
+    LOG_REPEAT_S,
+    MAX_LOG_KEYS,
+    OK,
+    WARN,
+    FrameStats,
+    ThrottledLog,
+    fault_kind,
+)
+
 from node_helpers import FakeClock, StubLogger
 
 

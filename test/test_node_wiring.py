@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bag_helpers import TS, camera_info, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_ros.params import MONO_PARAMS, STEREO_PARAMS
+
+from bag_helpers import TS, camera_info, image
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

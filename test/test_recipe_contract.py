@@ -11,6 +11,7 @@ from torch.testing import assert_close
 
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe
+
 from inference_helpers import torch_single_thread  # noqa: F401 - module fixture
 from recipe_steps import STEPS, grads
 

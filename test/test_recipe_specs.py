@@ -22,17 +22,36 @@ from depth_kd_core.losses.adu import focal_depth_loss, umf_loss, umr_loss
 from depth_kd_core.losses.dacnn import guidance_kl
 from depth_kd_core.losses.depth import l1_loss, silog_loss
 from depth_kd_core.losses.photometric import photometric_error, reconstruction_loss
-from depth_kd_core.losses.sdfa import edge_mask, photometric_mask, self_distillation_loss, \
-    visible_mask
+from depth_kd_core.losses.sdfa import (
+    edge_mask,
+    photometric_mask,
+    self_distillation_loss,
+    visible_mask,
+)
 from depth_kd_core.losses.smoothness import edge_aware_smoothness, sdfa_smoothness
 from depth_kd_core.losses.tiekd import depth_ssim_loss, dpm_kl, teacher_dpm
 from depth_kd_core.losses.xdistill import d2s_loss
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.selfsup import video_warp_loss
+
 from inference_helpers import torch_single_thread  # noqa: F401 - module fixture
-from recipe_steps import (B, D2S_B, D2S_W, H, SDFA_STAGE2, W, PoseStub, adu_step, build,
-                          dacnn_step, sdfa_step, teacher_ids, tiekd_centres, tiekd_step,
-                          x_distill_step)
+from recipe_steps import (
+    D2S_B,
+    D2S_W,
+    SDFA_STAGE2,
+    B,
+    H,
+    PoseStub,
+    W,
+    adu_step,
+    build,
+    dacnn_step,
+    sdfa_step,
+    teacher_ids,
+    tiekd_centres,
+    tiekd_step,
+    x_distill_step,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

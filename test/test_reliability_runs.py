@@ -20,15 +20,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from bag_helpers import write_bag
-from conftest import REPO_ROOT
 from depth_kd_core import bag_infer, train
 from depth_kd_core.checkpoint import load_checkpoint, save_checkpoint
 from depth_kd_core.cli import error_message
 from depth_kd_core.errors import BagError, CheckpointError
+
+from bag_helpers import write_bag
+from conftest import REPO_ROOT
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
-from reliability_helpers import (MONO, TINY_RUN, dead_pid, digest, model_checkpoint,
-                                 mono_messages, run_cli)
+from reliability_helpers import (
+    MONO,
+    TINY_RUN,
+    dead_pid,
+    digest,
+    model_checkpoint,
+    mono_messages,
+    run_cli,
+)
 from tiny import overrides
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

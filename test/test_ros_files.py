@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.mono_depth_core import OUTPUTS
-from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, ParamSpec, load_node_parameters,
-                                 validate_params)
+from depth_kd_ros.params import (
+    MONO_PARAMS,
+    STEREO_PARAMS,
+    ParamSpec,
+    load_node_parameters,
+    validate_params,
+)
+
+from conftest import REPO_ROOT
 
 TABLES = [MONO_PARAMS, STEREO_PARAMS]
 

@@ -21,18 +21,34 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from conftest import REALDATA, realdata_path  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
-from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
 from depth_kd_core.data.bags.messages import COMPRESSED, camera_info_msg  # noqa: E402
+from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
 from depth_kd_core.inference import DepthEstimator  # noqa: E402
 from depth_kd_core.visualize import colorize_depth  # noqa: E402
 from depth_kd_ros.conversions import bridged_msg_to_rgb8  # noqa: E402
+
+from conftest import REALDATA, realdata_path  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
-from ros_process_helpers import (COMMON, H, S1, S2, S3, START_S, TYPES, W,  # noqa: E402
-                                 NodeProcess, assert_exit_0_on_ctrl_c, frame_header,
-                                 frame_image, frame_info, pixels, rclpy_context,
-                                 running_client, synthetic_frame)
+from ros_process_helpers import (  # noqa: E402
+    COMMON,
+    S1,
+    S2,
+    S3,
+    START_S,
+    TYPES,
+    H,
+    NodeProcess,
+    W,
+    assert_exit_0_on_ctrl_c,
+    frame_header,
+    frame_image,
+    frame_info,
+    pixels,
+    rclpy_context,
+    running_client,
+    synthetic_frame,
+)
 
 pytestmark = [pytest.mark.rclpy, pytest.mark.slow]
 REAL_BAG = "ros1_compressed_camera_bag/aruco_images.bag"

@@ -22,10 +22,20 @@ from std_msgs.msg import Float32MultiArray  # noqa: E402
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator  # noqa: E402
 from depth_kd_core.metrics import depth_metrics  # noqa: E402
 from depth_kd_ros.stereo_compare_core import teacher_depth_nan  # noqa: E402
+
 from inference_helpers import tiny_checkpoint  # noqa: E402
-from ros_process_helpers import (COMMON, S1, NodeProcess, assert_exit_0_on_ctrl_c,  # noqa: E402
-                                 frame_image, frame_info, pixels, rclpy_context,
-                                 running_client, synthetic_frame)
+from ros_process_helpers import (  # noqa: E402
+    COMMON,
+    S1,
+    NodeProcess,
+    assert_exit_0_on_ctrl_c,
+    frame_image,
+    frame_info,
+    pixels,
+    rclpy_context,
+    running_client,
+    synthetic_frame,
+)
 
 pytestmark = [pytest.mark.rclpy, pytest.mark.slow]
 SGBM_DISPARITIES = 64

@@ -11,19 +11,24 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from bag_helpers import DEPTH, STEREO
-from conftest import realdata_path
 from torch.utils.data import DataLoader, default_collate
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.datasets import (MonoBagDataset, SequenceBagDataset, StereoBagDataset,
-                                              guess_info_topic)
 from depth_kd_core.data.bags.dataset_base import rgb_to_tensor
-from depth_kd_core.data.schema import check_item, image_to_tensor
-from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.data.camera import resize_image
-from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.bags.datasets import (
+    MonoBagDataset,
+    SequenceBagDataset,
+    StereoBagDataset,
+    guess_info_topic,
+)
 from depth_kd_core.data.bags.writer import BagTopics, RawRig
+from depth_kd_core.data.camera import resize_image
+from depth_kd_core.data.schema import check_item, image_to_tensor
+from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
+
+from bag_helpers import DEPTH, STEREO
+from conftest import realdata_path
 
 H, W = 48, 160
 PER_SCENE = 5

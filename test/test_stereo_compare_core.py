@@ -10,13 +10,21 @@ import logging
 import numpy as np
 import pytest
 
-from bag_helpers import TS, header
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import WARN
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, METRICS_LABELS, OUTPUTS,
-                                              STUDENT, TEACHER, StereoCompareCore)
+from depth_kd_ros.stereo_compare_core import (
+    ABS_ERROR,
+    METRICS,
+    METRICS_LABELS,
+    OUTPUTS,
+    STUDENT,
+    TEACHER,
+    StereoCompareCore,
+)
+
+from bag_helpers import TS, header
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -11,8 +11,16 @@ variant's config records every field) or import this module there.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from depth_kd_core.models import adu, dacnn, monodepth, precomputed, sdfa, segmentation, sgbm, \
-    tiekd
+from depth_kd_core.models import (
+    adu,
+    dacnn,
+    monodepth,
+    precomputed,
+    sdfa,
+    segmentation,
+    sgbm,
+    tiekd,
+)
 from depth_kd_core.models.registry import list_models, register_model
 
 PREFIX = "test_"

@@ -20,8 +20,14 @@ from torch.utils.data import Dataset
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
 from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
-from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose, Crop,
-                                           HorizontalFlip, RandomScaleCrop)
+from depth_kd_core.data.transforms import (
+    LEFT_ONLY_KEYS,
+    ColorJitter,
+    Compose,
+    Crop,
+    HorizontalFlip,
+    RandomScaleCrop,
+)
 from depth_kd_core.errors import DataError, DepthKDError
 
 LOG = logging.getLogger(__name__)

@@ -12,10 +12,16 @@ import torch
 from torch.utils.data import Dataset
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.reader import BagReader
-from depth_kd_core.data.camera import (CameraCalibration, Rectifier, needs_rectification,
-                                       resize_depth, resize_image, scale_intrinsics)
 from depth_kd_core.data.bags.codec import msg_to_depth_m, msg_to_rgb8
+from depth_kd_core.data.bags.reader import BagReader
+from depth_kd_core.data.camera import (
+    CameraCalibration,
+    Rectifier,
+    needs_rectification,
+    resize_depth,
+    resize_image,
+    scale_intrinsics,
+)
 from depth_kd_core.data.schema import map_to_tensor
 from depth_kd_core.errors import BagError, DepthKDError
 

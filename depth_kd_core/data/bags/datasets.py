@@ -24,10 +24,18 @@ import numpy as np
 import torch
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.dataset_base import (DEPTH, DEPTH_TYPES, LEFT, NEXT, PREV, RIGHT,
-                                                  BagDatasetBase, guess_info_topic)
-from depth_kd_core.data.camera import stereo_baseline
 from depth_kd_core.data.bags.codec import msg_to_rgb8
+from depth_kd_core.data.bags.dataset_base import (
+    DEPTH,
+    DEPTH_TYPES,
+    LEFT,
+    NEXT,
+    PREV,
+    RIGHT,
+    BagDatasetBase,
+    guess_info_topic,
+)
+from depth_kd_core.data.camera import stereo_baseline
 from depth_kd_core.errors import BagError
 
 

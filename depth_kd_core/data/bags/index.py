@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from depth_kd_core.data.bags.codec import stamp_ns
+from depth_kd_core.data.bags.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.bags.reader import BagReader
 from depth_kd_core.data.camera import CameraCalibration
-from depth_kd_core.data.bags.mcap_offsets import read_message_offsets, single_mcap_file
-from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.errors import BagError
 from depth_kd_core.fileio import atomic_path, remove_stale_temps
 
