@@ -68,7 +68,8 @@ def check_record(record: dict, required: tuple[str, ...], newest: int, where: st
     """CheckpointError unless ``record`` (a checkpoint, an export's metadata) has every
     ``required`` key and a ``format_version`` this code reads (<= ``newest``).
 
-    ``where``: the file, ``what``: the kind of record, both named in the error."""
+    ``where``: the file, ``what``: the kind of record, both named in the error.
+    """
     missing = [k for k in required if k not in record]
     if missing:
         raise CheckpointError(f"{where}: {what} lacks {', '.join(missing)}")

@@ -67,7 +67,8 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 
 def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A YAML mapping from ``path`` (merged onto its ``_base_``, recursively); a
-    :class:`ConfigError` naming the file otherwise, or the files of a ``_base_`` loop."""
+    :class:`ConfigError` naming the file otherwise, or the files of a ``_base_`` loop.
+    """
     path = Path(path)
     if path.resolve() in _chain:
         loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))

@@ -207,7 +207,8 @@ def bounded(default: Any, *, gt: float | None = None, ge: float | None = None,
 def check_range(value: Any, key: str, *, gt: float | None = None, ge: float | None = None,
                 lt: float | None = None, le: float | None = None, hint: str = "") -> None:
     """Raise :class:`ConfigError` naming ``key`` if ``value`` (or an element) is out of range
-    or not finite."""
+    or not finite.
+    """
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             check_range(v, f"{key}[{i}]", gt=gt, ge=ge, lt=lt, le=le, hint=hint)
@@ -233,7 +234,8 @@ def _all_defaulted(cls: type) -> bool:
 
 def to_dict(obj: Any) -> Any:
     """Plain-data copy (dicts, lists, scalars) of a dataclass tree; safe for YAML and
-    torch.save."""
+    torch.save.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -247,5 +249,6 @@ def to_dict(obj: Any) -> Any:
 
 def registry_section(registry: Any, default_factory: Any) -> Any:
     """A dataclass field whose type is chosen by ``name`` in ``registry`` (``.entry(name)
-    .cfg_cls``; models' ``MODELS``, recipes' ``RECIPES``)."""
+    .cfg_cls``; models' ``MODELS``, recipes' ``RECIPES``).
+    """
     return field(default_factory=default_factory, metadata={REGISTRY_KEY: registry})

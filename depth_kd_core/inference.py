@@ -197,7 +197,8 @@ class DepthEstimator(_EstimatorBase):
                         threads: int | None = None) -> DepthEstimator:
         """Load a depth_kd checkpoint (.pt) or an exported network (.onnx: ONNX Runtime,
         .ts: TorchScript; see :mod:`depth_kd_core.exported`), chosen by the file's suffix;
-        ``device`` None picks CUDA when available."""
+        ``device`` None picks CUDA when available.
+        """
         return cls(load_network(path), select_device(device), fp16=fp16,
                    focal_scaling=focal_scaling, threads=threads)
 
@@ -343,7 +344,8 @@ class StereoDepthEstimator(_EstimatorBase):
 
 def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
     """(height, width) a stereo model runs at: a network at its training size, a classical
-    matcher (``cfg.classical``, e.g. SGBM) at the camera's own size (None)."""
+    matcher (``cfg.classical``, e.g. SGBM) at the camera's own size (None).
+    """
     if cfg.classical:
         return None
     return int(cfg.input_height), int(cfg.input_width)
@@ -352,7 +354,8 @@ def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
 def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
                         focal_scaling: bool = True) -> DepthEstimator | StereoDepthEstimator:
     """The estimator of a built model: mono networks as :class:`DepthEstimator`, stereo ones
-    as :class:`StereoDepthEstimator` at :func:`stereo_work_size`."""
+    as :class:`StereoDepthEstimator` at :func:`stereo_work_size`.
+    """
     if not model.cfg.stereo_input:
         return DepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling)
     return StereoDepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling,
@@ -361,7 +364,8 @@ def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: b
 
 def load_network(path: str | Path) -> torch.nn.Module:
     """The network of a depth_kd checkpoint (.pt) or of an exported file (.onnx: ONNX
-    Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU."""
+    Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU.
+    """
     from depth_kd_core.models.registry import model_from_checkpoint
 
     if is_exported(path):

@@ -315,7 +315,8 @@ class Trainer:
 
     def deployment_cfg(self):
         """The student's config as inference needs it: the recipe's export, with the training
-        resolution and the training camera's focal length (and baseline) filled in."""
+        resolution and the training camera's focal length (and baseline) filled in.
+        """
         cfg = self.recipe.export_model_cfg()
         height, width = load_size(self.cfg.data)  # crop-trained: whole images at resize size
         changes = {"input_height": height, "input_width": width}
@@ -370,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (2: a config, data or output problem,
-    named in one line on stderr)."""
+    named in one line on stderr).
+    """
     args = build_parser().parse_args(argv)
     return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.train")
 

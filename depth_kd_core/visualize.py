@@ -1,5 +1,6 @@
 """Colour maps and image panels for depth, uncertainty and labels (TensorBoard, evaluation
-grids, ROS ``depth/colorized``, the demo). One place, no training or ROS imports."""
+grids, ROS ``depth/colorized``, the demo). One place, no training or ROS imports.
+"""
 
 from __future__ import annotations
 

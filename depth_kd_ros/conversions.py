@@ -59,7 +59,8 @@ def _bridge() -> Any:
 
 def _bridge_safe(msg: Any) -> bool:
     """A raw image cv_bridge decodes exactly: known encoding, unpadded, host byte order,
-    sizes consistent (malformed messages take the codec path, which names the bad field)."""
+    sizes consistent (malformed messages take the codec path, which names the bad field).
+    """
     layout = mc.LAYOUTS.get(str(msg.encoding))
     if layout is None:
         return False

@@ -24,7 +24,8 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 def fault_kind(text: str) -> str:
     """A log line's kind: its text with every number replaced by '#' (stamps, sizes and
-    counts differ from frame to frame; the fault does not)."""
+    counts differ from frame to frame; the fault does not).
+    """
     return _NUMBER.sub("#", text)[:200]
 
 
@@ -102,7 +103,8 @@ class ThrottledLog:
 def stamp_age_ms(stamp: int, now_ns: int | None, log: ThrottledLog, what: str
                  ) -> float | None:
     """Stamp-to-publish age of ``what`` in ms (None without ``now_ns``); an unstamped one
-    (stamp 0) gets a throttled warning and None, so it cannot skew the age statistics."""
+    (stamp 0) gets a throttled warning and None, so it cannot skew the age statistics.
+    """
     if stamp == 0:
         log("warning", f"{what} has header stamp 0 (the driver does not stamp images): "
                        f"published with stamp 0, its age is not measured", key="zero stamp")

@@ -87,7 +87,8 @@ class MonoDepthCore:
 
     def on_camera_info(self, msg: Any) -> None:
         """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
-        logged and ignored, so outputs fall back to the training camera."""
+        logged and ignored, so outputs fall back to the training camera.
+        """
         try:
             self.calib = check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
                                           "camera_info")

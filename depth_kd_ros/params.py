@@ -258,7 +258,8 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def node_section(data: Mapping[str, Any], node_name: str, source: str) -> dict[str, Any]:
     """The ``ros__parameters`` of ``node_name`` (bare, ``/ns/node`` or ``/**`` keys),
-    flattened to dotted names."""
+    flattened to dotted names.
+    """
     for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
         if key in data:
             break

@@ -90,7 +90,8 @@ def _first_line(exc: Exception) -> str:
 def forward_parameter_changes(node: Node, table: NodeParams,
                               apply: Callable[[dict[str, Any]], None]) -> None:
     """Send run-time changes of ``table``'s parameters to ``apply`` (a core's ``set_params``);
-    a refused change (read-only, out of range, inconsistent) leaves everything as it was."""
+    a refused change (read-only, out of range, inconsistent) leaves everything as it was.
+    """
     names = {s.name for s in table.specs}
 
     def on_set(params: list) -> SetParametersResult:
@@ -162,7 +163,8 @@ def _declare(node: Node, name: str, default: Any, description: str) -> Any:
 
 def spin(node_class: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Run one node until shutdown; 0 on a clean stop or Ctrl-C, 1 (with the reason on stderr)
-    when the node cannot start from its checkpoint or parameters."""
+    when the node cannot start from its checkpoint or parameters.
+    """
     rclpy.init(args=args)
     node = None
     try:

@@ -32,7 +32,8 @@ class StampSync:
 
     def add(self, index: int, stamp: int, msg: Any) -> list[Any] | None:
         """Queue ``msg`` (stamped ``stamp`` ns) on input ``index``; the matched set (one
-        message per input, in input order) when this message completes one, else None."""
+        message per input, in input order) when this message completes one, else None.
+        """
         queue = self.queues[index]
         queue[stamp] = msg
         while len(queue) > self.queue_size:

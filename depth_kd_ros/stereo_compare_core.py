@@ -71,7 +71,8 @@ def abs_error(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
 def teacher_depth_nan(depth: np.ndarray, max_depth: float) -> np.ndarray:
     """Teacher depth (H, W) metres with NaN where invalid: <= 0, non-finite, or at/above the
     teacher's own ``max_depth`` (> 0) — a value clamped there is a range limit, not a depth
-    (REP 117 forbids publishing it as one)."""
+    (REP 117 forbids publishing it as one).
+    """
     bad = ~(depth > 0)
     if max_depth > 0:
         bad |= depth >= max_depth
@@ -133,7 +134,8 @@ class StereoCompareCore:
     @property
     def teacher_max_depth(self) -> float:
         """SGBM's range limit in metres (its depth is unscaled camera depth); 0 for networks,
-        whose output is rescaled to the camera and has no fixed ceiling."""
+        whose output is rescaled to the camera and has no fixed ceiling.
+        """
         if not getattr(self.teacher, "classical", False):
             return 0.0
         return float(getattr(self.teacher.cfg, "max_depth", 0.0) or 0.0)
@@ -147,7 +149,8 @@ class StereoCompareCore:
     def on_message(self, index: int, msg: Any, wanted: Collection[str] = OUTPUTS,
                    now_ns: int | None = None) -> dict[str, Any]:
         """One message of topic ``index`` (0 left image, 1 right image, 2 left camera_info,
-        3 right camera_info); the outputs of the pair it completes (see :meth:`on_pair`)."""
+        3 right camera_info); the outputs of the pair it completes (see :meth:`on_pair`).
+        """
         try:
             matched = self.sync.add(index, stamp_ns(msg), msg)
         except Exception as exc:  # noqa: BLE001 - an unreadable header must not kill the node
@@ -226,7 +229,8 @@ class StereoCompareCore:
 
     def _score(self, student: np.ndarray, teacher: np.ndarray) -> None:
         """Add one pair to the rolling metrics; pixels where either side is invalid are
-        excluded (ground truth 0 there, the metrics' invalid value)."""
+        excluded (ground truth 0 there, the metrics' invalid value).
+        """
         both = np.isfinite(student) & np.isfinite(teacher)
         gt = np.where(both, teacher, 0.0)
         pred = np.where(both, student, 1.0)

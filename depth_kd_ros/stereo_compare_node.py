@@ -69,7 +69,8 @@ class StereoCompareNode(Node):
 
     def on_message(self, index: int, msg) -> None:
         """Hand one message to the core's stamp pairing; publish what a completed pair gives
-        to somebody who listens."""
+        to somebody who listens.
+        """
         wanted = [name for name, pub in self.pubs.items() if pub.get_subscription_count() > 0]
         now_ns = self.get_clock().now().nanoseconds
         for name, out in self.core.on_message(index, msg, wanted, now_ns).items():

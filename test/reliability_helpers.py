@@ -1,6 +1,7 @@
 """Shared pieces of the reliability corpus (test_reliability_runs, test_reliability_bags):
 the cheapest tiny training run, a monocular bag's messages, checkpoints of tiny models, and
-the one-line-error check of an in-process CLI call."""
+the one-line-error check of an in-process CLI call.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def model_checkpoint(path: Path, name: str) -> Path:
 def mono_messages(n: int, *, bad: tuple[int, ...] = (), fx: float = 30.0,
                   stamps: list[int] | None = None) -> list:
     """n frames of a monocular camera with camera_info and 32FC1 depth; frames in ``bad``
-    have a truncated image buffer (an undecodable frame)."""
+    have a truncated image buffer (an undecodable frame).
+    """
     out = []
     for k in range(n):
         log = 10**18 + k * 100_000_000

@@ -4,7 +4,8 @@ client that publishes frames and collects outputs, their fixtures, and message b
 Import after ``pytest.importorskip("rclpy")``: this module needs rclpy and the message
 packages. DDS stays on this host: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a test-only
 ROS_DOMAIN_ID (100-200) in the client and every node process, plus the package's Fast DDS
-profile (config/fastdds_large_images.xml: transports only)."""
+profile (config/fastdds_large_images.xml: transports only).
+"""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def _node_env() -> dict[str, str]:
 
 def _command(executable: str) -> list[str]:
     """The node's console script beside this interpreter (an installed package), else the
-    module of this checkout."""
+    module of this checkout.
+    """
     script = Path(sys.executable).parent / executable
     if script.is_file():
         return [str(script)]
@@ -111,7 +113,8 @@ class Client:
     def exchange(self, publish: list[tuple[str, object]], want: dict[str, type],
                  stamp: tuple[int, int], proc: NodeProcess, timeout: float = START_S) -> dict:
         """Publish ``publish`` until every topic in ``want`` carried a message stamped
-        ``stamp``; those messages."""
+        ``stamp``; those messages.
+        """
         boxes = {t: self.listen(t, cls) for t, cls in want.items()}
         found: dict = {}
         end = time.monotonic() + timeout
@@ -132,7 +135,8 @@ class Client:
 
     def wait_for_publishers(self, topics: dict[str, type], proc: NodeProcess) -> None:
         """Subscribe ``topics`` and wait until the node publishes each (outputs made once per
-        stamp, like the teacher's, are lost when the subscription is not matched yet)."""
+        stamp, like the teacher's, are lost when the subscription is not matched yet).
+        """
         for topic, cls in topics.items():
             self.listen(topic, cls)
         end = time.monotonic() + START_S
@@ -148,7 +152,8 @@ class Client:
     def calibrate(self, publish, fx: float, proc: NodeProcess) -> None:
         """Send frames with fresh stamps (``publish(stamp)`` -> [(topic, msg)]) until the node
         answers with our camera_info's fx (camera_info and image are separate best-effort
-        topics: the first frames may arrive before the calibration)."""
+        topics: the first frames may arrive before the calibration).
+        """
         for k in range(30):
             stamp = (1_600_000_000 + k, 0)
             info = self.exchange(publish(stamp), {"depth/camera_info": CameraInfo}, stamp,
@@ -179,7 +184,8 @@ class Client:
 
 def rclpy_context():
     """Generator for a module fixture: an rclpy context with this module's DDS settings, shut
-    down and the environment restored afterwards."""
+    down and the environment restored afterwards.
+    """
     saved = {k: os.environ.get(k) for k in [*ENV, "ROS_LOCALHOST_ONLY"]}
     os.environ.update(ENV)  # read by rcl/Fast DDS when the context starts
     os.environ.pop("ROS_LOCALHOST_ONLY", None)

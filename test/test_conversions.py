@@ -2,7 +2,8 @@
 byte order, malformed messages raise a DepthKDError naming the field, outgoing messages
 (``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for rosbags
 classes and carry array.array sequences for rclpy classes, and cv_bridge (where installed)
-gives the same arrays as the numpy path."""
+gives the same arrays as the numpy path.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """KITTI: real calibration parses to the known rig, velodyne ground truth lands exactly where
 the LiDAR sampled the synthetic world (closest point wins, Monodepth2's sub2ind quirk kept),
-16-bit PNG depth is value/256, and the raw dataset yields geometry-consistent items."""
+16-bit PNG depth is value/256, and the raw dataset yields geometry-consistent items.
+"""
 
 from __future__ import annotations
 

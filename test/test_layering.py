@@ -63,7 +63,8 @@ MODULES = module_files()
 
 def imported_names(name: str, path: Path) -> set[str]:
     """Absolute dotted names ``name`` imports: a module, or ``package.attribute`` resolved to
-    the submodule when one exists and to the package otherwise."""
+    the submodule when one exists and to the package otherwise.
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -179,7 +180,8 @@ def _source(name: str) -> str | None:
 
 def source_crossings(imports: dict[str, set[str]]) -> list[str]:
     """``module: import`` for each import by a data source of another source or the factory,
-    other than the ``SOURCE_CROSSINGS`` it is allowed."""
+    other than the ``SOURCE_CROSSINGS`` it is allowed.
+    """
     hits = []
     for name, deps in imports.items():
         own = _source(name)
@@ -225,7 +227,8 @@ def camera_names() -> set[str]:
 def camera_helpers_from_transforms(source: str, names: set[str]) -> list[str]:
     """Camera helpers ``source`` takes from the augmentation module: imported from it, or read
     as attributes of it (``T.scale_intrinsics`` after ``from depth_kd_core.data import
-    transforms as T``)."""
+    transforms as T``).
+    """
     tree = ast.parse(source)
     modules, hits = {TRANSFORMS}, []
     for node in ast.walk(tree):
@@ -256,7 +259,8 @@ def test_camera_helpers_come_from_the_camera_module_only():
 
 def name_checks(source: str) -> list[str]:
     """``<expr>.cfg.name`` compared with a string literal (==, !=, in): a model or recipe
-    special-cased by its registry name instead of a capability declared on its config."""
+    special-cased by its registry name instead of a capability declared on its config.
+    """
     def is_cfg_name(node: ast.AST) -> bool:
         return isinstance(node, ast.Attribute) and node.attr == "name" and \
             isinstance(node.value, ast.Attribute) and node.value.attr == "cfg"
@@ -284,7 +288,8 @@ def test_finds_a_name_check_when_there_is_one():
 
 def test_no_model_is_special_cased_by_name_outside_models():
     """Callers ask a model's declared capabilities (``ModelCfg.classical``, ``batch_keys``,
-    ``has_sigma``, ``stereo_input``), never compare its name with a string."""
+    ``has_sigma``, ``stereo_input``), never compare its name with a string.
+    """
     hits = [f"{name} {hit}" for name, path in MODULES.items()
             if not name.startswith("depth_kd_core.models")
             for hit in name_checks(path.read_text())]

@@ -1,7 +1,8 @@
 """mono_depth_node's callback logic through its ROS-free core, with real ROS 2 message classes
 from rosbags: copied header, 32FC1 metres with the right step, NaN for invalid pixels,
 camera_info with the same stamp and K scaled, sigma in metres, sigma masking, bad frames
-logged and dropped while the next good frame is still processed, diagnostics, parameters."""
+logged and dropped while the next good frame is still processed, diagnostics, parameters.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Image codec: every encoding round-trips bit-exactly (with row padding and big-endian samples),
 colour conversions put the right values in the right channels, compressed images decode to
-their source, and every malformed message is refused naming the field."""
+their source, and every malformed message is refused naming the field.
+"""
 
 from __future__ import annotations
 

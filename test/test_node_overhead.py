@@ -1,7 +1,8 @@
 """The node's per-frame work done once and vectorised gives the same values as the plain
 reference: the BGR colouriser equals visualize.colorize_depth's colours, the one-pass resize of
 an all-valid prediction equals the normalised (invalid-aware) resize, and the one-copy message
-builders carry exactly the array."""
+builders carry exactly the array.
+"""
 
 from __future__ import annotations
 

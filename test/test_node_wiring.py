@@ -4,7 +4,8 @@ depth-1 best-effort QoS on the right topics and types, reliable publishers, ever
 declared with a descriptor, inference skipped without subscribers, outputs published where
 somebody listens, diagnostics filled, the four stereo topics fed to the core's stamp pairing.
 Behaviour against real rclpy (the PyPI wheels, ``.[ros-pip]``) is tested with the nodes as
-their own processes in test_ros_nodes.py."""
+their own processes in test_ros_nodes.py.
+"""
 
 from __future__ import annotations
 

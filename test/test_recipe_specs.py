@@ -148,7 +148,8 @@ def test_tie_kd_loss_is_10_times_0p1_kl_plus_0p9_one_minus_ssim():
 
 def test_tie_kd_confidence_weighting_weights_each_pixels_kl_by_the_teachers_confidence():
     """recipe.confidence_weight (project option, off in the paper): the KL term becomes the
-    confidence-weighted mean KL; the SSIM term is unchanged."""
+    confidence-weighted mean KL; the SSIM term is unchanged.
+    """
     plain = tiekd_step()
     conf = torch.linspace(0.0, 1.0, W).expand(B, 1, H, W).clone()
     conf[0, :, : H // 2] = 0.1  # a less certain region, as the dense teacher's filled holes

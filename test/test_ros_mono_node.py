@@ -5,7 +5,8 @@ by value against the same checkpoint run in-process, /diagnostics, parameters th
 parameter services, malformed frames dropped with the node still answering, bad start-up
 values ending the process with one line naming the parameter, Ctrl-C exiting 0.
 
-Processes, client and DDS settings: ros_process_helpers.py."""
+Processes, client and DDS settings: ros_process_helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def world():
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, ckpt, context):
     """The mono node, the real-data one and two bad starts, started together so that their
-    imports overlap (each spends seconds importing torch)."""
+    imports overlap (each spends seconds importing torch).
+    """
     folder = tmp_path_factory.mktemp("mono_nodes")
     procs = {"mono": NodeProcess("mono_depth_node", {"checkpoint": ckpt, **COMMON},
                                  folder / "mono.log")}

@@ -4,7 +4,8 @@ synthetic-world stereo pair: student depth, SGBM teacher depth (NaN where it has
 abs_error and the rolling metrics checked by value against the same models run in-process;
 Ctrl-C exits 0.
 
-Processes, client and DDS settings: ros_process_helpers.py."""
+Processes, client and DDS settings: ros_process_helpers.py.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Bag datasets: items decoded from mcap, sqlite3 and ROS 1 bags equal the rendered frames,
 stereo pairs are synchronised by stamp, raw images are rectified with their CameraInfo, K
 follows every resize, the index is cached, workers each open their own reader, and the real
-ROS 1 camera bag loads as a monocular source."""
+ROS 1 camera bag loads as a monocular source.
+"""
 
 from __future__ import annotations
 

@@ -217,7 +217,8 @@ class CameraCalibration:
 
     def aspect_mismatch(self, height: int, width: int, source: str = "") -> str:
         """A warning when images of ``height x width`` have another aspect ratio than the
-        calibration (beyond ``ASPECT_TOL``, rounding of odd sizes); "" when they agree."""
+        calibration (beyond ``ASPECT_TOL``, rounding of odd sizes); "" when they agree.
+        """
         if self.width <= 0 or self.height <= 0 or \
                 abs(self.width / self.height - width / height) <= ASPECT_TOL * width / height:
             return ""

@@ -308,6 +308,7 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
 
 def _report(ds: Dataset) -> None:
     """Say what a bag dataset kept and dropped: a warning when frames were dropped (duplicate
-    or unmatched stamps, missing depth or neighbours), else an info line."""
+    or unmatched stamps, missing depth or neighbours), else an info line.
+    """
     summary, reduced = ds.summary()
     (LOG.warning if reduced else LOG.info)("%s", summary)

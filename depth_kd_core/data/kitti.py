@@ -343,7 +343,8 @@ class KittiRawDataset(Dataset):
 
 def _mirror(item: dict) -> dict:
     """Camera-3 sample (left = camera 3, right = camera 2, which sits to its left) mirrored:
-    in the mirror image camera 2 is to the right, so the pair has a positive baseline."""
+    in the mirror image camera 2 is to the right, so the pair has a positive baseline.
+    """
     out = {k: (v.flip(-1).contiguous() if torch.is_tensor(v) and v.ndim == 3 else v)
            for k, v in item.items()}
     out["K"] = flip_intrinsics(item["K"], item["left"].shape[-1])

@@ -188,7 +188,8 @@ class Recipe(nn.Module):
 
     def check_validation(self, metrics: dict[str, float] | None) -> None:
         """Raise if a recipe with nothing to train validated to nothing (classical teachers
-        override it); ``metrics`` is the averaged validation result or None."""
+        override it); ``metrics`` is the averaged validation result or None.
+        """
 
     def describe(self) -> str:
         fields = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}

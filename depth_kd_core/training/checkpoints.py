@@ -1,5 +1,6 @@
 """Checkpoint rotation for a run folder: step files, ``last.pt``, ``best.pt``; and which
-complete checkpoint ``--resume`` continues from."""
+complete checkpoint ``--resume`` continues from.
+"""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ class CheckpointManager:
 def check_resumable(path: Path, ckpt: dict, model_name: str, recipe: str, trainable: bool
                     ) -> None:
     """Raise CheckpointError unless ``ckpt`` (read from ``path``) is a training checkpoint of
-    ``model_name`` trained by ``recipe``, with optimiser state when the run is ``trainable``."""
+    ``model_name`` trained by ``recipe``, with optimiser state when the run is ``trainable``.
+    """
     got_recipe = ckpt.get("recipe", "?")
     if ckpt["model_name"] != model_name or got_recipe not in (recipe, "?"):
         raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "

@@ -1,5 +1,6 @@
 """Shared machinery of the bag datasets (``datasets.py``): index, calibration, decode,
-rectify, resize into the batch schema."""
+rectify, resize into the batch schema.
+"""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ class BagDatasetBase(Dataset):
 
     def summary(self) -> tuple[str, bool]:
         """(one line: items kept from how many frames, what was dropped and why; whether
-        anything was dropped or the bag is damaged)."""
+        anything was dropped or the bag is damaged).
+        """
         n = len(self.topics[self.main_topic]) if self.main_topic in self.topics else 0
         parts = [f"bag {self.path}: {len(self)} items from {n} frames on '{self.main_topic}'"]
         report = getattr(self, "sync_report", None)
@@ -178,7 +180,8 @@ class BagDatasetBase(Dataset):
 
     def _fetch(self, row: np.ndarray, cols: dict[int, str]) -> dict[int, object]:
         """Messages of one item: direct byte reads where the index has offsets (mcap), else
-        one time-window read through rosbags."""
+        one time-window read through rosbags.
+        """
         cols = {c: t for c, t in cols.items() if row[c] >= 0}
         if self.mcap_file and all(self.topics[t].offset is not None for t in cols.values()):
             reqs = [(self.topics[t].msgtype, int(self.topics[t].offset[row[c]]),
@@ -234,7 +237,8 @@ class BagDatasetBase(Dataset):
     def _associate(self, rows: np.ndarray, stamps: np.ndarray, other: str,
                    tolerance_ns: int, col: int) -> np.ndarray:
         """Fill column ``col`` with the ``other`` topic's message nearest in stamp; drop rows
-        without one within the tolerance."""
+        without one within the tolerance.
+        """
         pairs, report = bi.sync_stamps(stamps[rows[:, LEFT]], self.topics[other].stamp_ns,
                                        tolerance_ns)
         rows = rows.copy()

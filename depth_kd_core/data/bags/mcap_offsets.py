@@ -62,7 +62,8 @@ def _parse_summary(summary: bytes) -> tuple[dict[int, str], list[tuple[int, str,
 
 def read_message_offsets(path: Path, topics: set[str]) -> dict[str, np.ndarray]:
     """Per wanted topic, an N x 3 int64 array (log time ns, data offset, data length) sorted
-    by (log time, offset), for messages in uncompressed chunks; {} when unavailable."""
+    by (log time, offset), for messages in uncompressed chunks; {} when unavailable.
+    """
     out: dict[str, list[tuple[int, int, int]]] = {t: [] for t in topics}
     with open(path, "rb") as f:
         size = f.seek(0, 2)

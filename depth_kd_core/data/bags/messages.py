@@ -83,7 +83,8 @@ def image_msg(types: Types, header: Any, fields: dict[str, Any]) -> Any:
 
 def _pixels_msg(types: Types, header: Any, arr: np.ndarray, encoding: str) -> Any:
     """Image of a C-contiguous H x W (x C) array whose dtype matches ``encoding``, copied
-    once: rclpy classes get its bytes in one ``array.array``, rosbags classes a flat view."""
+    once: rclpy classes get its bytes in one ``array.array``, rosbags classes a flat view.
+    """
     h, w = arr.shape[:2]
     flat = arr.reshape(-1).view(np.uint8)
     if is_rclpy_class(types[IMAGE]):

@@ -253,7 +253,8 @@ def generate_scene(rng: np.random.Generator, x_start: float, x_end: float) -> Sc
 def _add_backdrop(objs: list, rng: np.random.Generator, lo: float, hi: float,
                   x_far: float) -> None:
     """Close the world: tree lines and buildings 60-70 m to each side and at the street's end,
-    so every ray below the skyline hits something within ~150 m."""
+    so every ray below the skyline hits something within ~150 m.
+    """
     def block(x0, y0, x1, y1):
         if rng.uniform() < 0.5:
             objs.append(_box(x0, y0, 0.0, x1, y1, rng.uniform(6.0, 16.0), VEGETATION,
