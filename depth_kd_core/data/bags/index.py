@@ -205,7 +205,7 @@ def load_index(file: Path) -> BagIndex:
 
 def load_or_scan(reader: BagReader, wanted: dict[str, tuple[str, ...]],
                  cache_dir: str | Path | None = None, progress: bool = True) -> BagIndex:
-    """The cached index of these topics, scanning (and caching) it on first use."""
+    """Return the cached index of these topics, scanning (and caching) it on first use."""
     key = index_key(reader.path, list(wanted))
     folder = Path(cache_dir) if cache_dir else default_cache_dir(reader.path)
     file = folder / f".{reader.path.name}.{key}.depth_kd_index.npz"
