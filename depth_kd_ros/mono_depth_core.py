@@ -1,5 +1,7 @@
-"""Everything ``mono_depth_node`` decides, without rclpy: image (raw or compressed) ->
-:class:`~depth_kd_core.inference.DepthEstimator` -> outgoing messages.
+"""Everything ``mono_depth_node`` decides, without rclpy.
+
+Image (raw or compressed) -> :class:`~depth_kd_core.inference.DepthEstimator` -> outgoing
+messages.
 
 Outputs: ``depth``, ``depth/camera_info``, ``uncertainty``, ``depth/colorized``, built by
 :func:`depth_kd_core.depth_outputs.frame_outputs` (the same builder as ``bag_infer``; its
@@ -86,8 +88,10 @@ class MonoDepthCore:
         self.estimator.focal_scaling = self.params["focal_scaling"]
 
     def on_camera_info(self, msg: Any) -> None:
-        """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
-        logged and ignored, so outputs fall back to the training camera.
+        """Keep the latest calibration.
+
+        A malformed or uncalibrated one (zero size, K = 0) is logged and ignored, so outputs
+        fall back to the training camera.
         """
         try:
             self.calib = check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),

@@ -1,5 +1,4 @@
-"""``stereo_compare_node``: the distilled student beside its stereo teacher, online
-(rclpy wiring).
+"""``stereo_compare_node``: the distilled student beside its stereo teacher, online (rclpy wiring).
 
 Subscribes ``left/image_rect``, ``right/image_rect`` (or their ``/compressed`` topics by the
 ``image_transport`` parameter), ``left/camera_info`` and ``right/camera_info`` with
@@ -68,8 +67,9 @@ class StereoCompareNode(Node):
         forward_parameter_changes(self, STEREO_PARAMS, self.core.set_params)
 
     def on_message(self, index: int, msg) -> None:
-        """Hand one message to the core's stamp pairing; publish what a completed pair gives
-        to somebody who listens.
+        """Hand one message to the core's stamp pairing.
+
+        What a completed pair gives is published to somebody who listens.
         """
         wanted = [name for name, pub in self.pubs.items() if pub.get_subscription_count() > 0]
         now_ns = self.get_clock().now().nanoseconds
