@@ -1,5 +1,6 @@
-"""Shared pieces of the reliability corpus (test_reliability_runs, test_reliability_bags):
-the cheapest tiny training run, a monocular bag's messages, checkpoints of tiny models, and
+"""Shared pieces of the reliability corpus (test_reliability_runs, test_reliability_bags).
+
+The cheapest tiny training run, a monocular bag's messages, checkpoints of tiny models, and
 the one-line-error check of an in-process CLI call.
 """
 
@@ -45,7 +46,7 @@ def digest(path: Path) -> str:
 
 
 def dead_pid() -> int:
-    """A pid that no process has now."""
+    """Return a pid that no process has now."""
     pid = 4_000_000
     while True:
         try:
@@ -65,8 +66,9 @@ def model_checkpoint(path: Path, name: str) -> Path:
 
 def mono_messages(n: int, *, bad: tuple[int, ...] = (), fx: float = 30.0,
                   stamps: list[int] | None = None) -> list:
-    """n frames of a monocular camera with camera_info and 32FC1 depth; frames in ``bad``
-    have a truncated image buffer (an undecodable frame).
+    """Make n frames of a monocular camera with camera_info and 32FC1 depth.
+
+    Frames in ``bad`` have a truncated image buffer (an undecodable frame).
     """
     out = []
     for k in range(n):

@@ -1,5 +1,6 @@
-"""Bad bags get a BagError/ImageError (both DepthKDError) that names the file, topic or field;
-a truncated or corrupt bag keeps the frames before the damage where its format allows.
+"""Bad bags get a BagError/ImageError (both DepthKDError) that names the file, topic or field.
+
+A truncated or corrupt bag keeps the frames before the damage where its format allows.
 """
 
 from __future__ import annotations

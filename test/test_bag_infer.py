@@ -1,7 +1,9 @@
-"""bag_infer end to end: synthetic rosbag2 (mcap, sqlite3, compressed) and ROS 1 bags and the real
-ROS 1 camera bag in, a playable mcap rosbag2 out with one depth/camera_info/uncertainty/
-colorized message per frame carrying the frame's stamp, values equal to the estimator's,
-atomic output, and errors that name topic, frame and stamp.
+"""bag_infer end to end: synthetic and real bags in, a playable mcap rosbag2 out.
+
+Synthetic rosbag2 (mcap, sqlite3, compressed) and ROS 1 bags and the real ROS 1 camera bag in,
+a playable mcap rosbag2 out with one depth/camera_info/uncertainty/colorized message per frame
+carrying the frame's stamp, values equal to the estimator's, atomic output, and errors that
+name topic, frame and stamp.
 """
 
 from __future__ import annotations

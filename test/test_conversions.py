@@ -1,8 +1,10 @@
-"""depth_kd_ros.conversions: every listed encoding decodes to the right values honouring step and
-byte order, malformed messages raise a DepthKDError naming the field, outgoing messages
-(``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for rosbags
-classes and carry array.array sequences for rclpy classes, and cv_bridge (where installed)
-gives the same arrays as the numpy path.
+"""depth_kd_ros.conversions: decoding, malformed messages, outgoing messages and cv_bridge.
+
+Every listed encoding decodes to the right values honouring step and byte order, malformed
+messages raise a DepthKDError naming the field, outgoing messages
+(``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for
+rosbags classes and carry array.array sequences for rclpy classes, and cv_bridge (where
+installed) gives the same arrays as the numpy path.
 """
 
 from __future__ import annotations

@@ -219,9 +219,10 @@ def test_sgbm_teacher_metric_depth_with_nan_where_unmatched(stereo_frame):
 
 
 def test_a_model_declared_classical_runs_as_sgbm_does(tmp_path, stereo_frame):
-    """SGBM registered under another name (test_classical_matcher, tiny.py): the estimator
-    reads ``cfg.classical``, not the name, so it runs at the camera's size, unscaled, and
-    needs K and a baseline, whether built in memory or loaded from a checkpoint.
+    """SGBM registered under another name (test_classical_matcher, tiny.py) runs as SGBM does.
+
+    The estimator reads ``cfg.classical``, not the name, so it runs at the camera's size,
+    unscaled, and needs K and a baseline, whether built in memory or loaded from a checkpoint.
     """
     frame, K, baseline = stereo_frame
     raw = dict(num_disparities=64, fill="none", pad_border=False, input_height=64,

@@ -1,6 +1,8 @@
-"""KITTI: real calibration parses to the known rig, velodyne ground truth lands exactly where
-the LiDAR sampled the synthetic world (closest point wins, Monodepth2's sub2ind quirk kept),
-16-bit PNG depth is value/256, and the raw dataset yields geometry-consistent items.
+"""KITTI: calibration, velodyne ground truth, annotated PNG depth and the raw dataset.
+
+Real calibration parses to the known rig, velodyne ground truth lands exactly where the LiDAR
+sampled the synthetic world (closest point wins, Monodepth2's sub2ind quirk kept), 16-bit PNG
+depth is value/256, and the raw dataset yields geometry-consistent items.
 """
 
 from __future__ import annotations

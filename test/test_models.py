@@ -1,5 +1,6 @@
-"""Every registered model, through its tiny test_ variant: forward on CPU, declared outputs and
-units, gradients, freezing.
+"""Every registered model, through its tiny test_ variant.
+
+Forward on CPU, declared outputs and units, gradients, freezing.
 """
 
 from __future__ import annotations

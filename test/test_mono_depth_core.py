@@ -1,7 +1,9 @@
-"""mono_depth_node's callback logic through its ROS-free core, with real ROS 2 message classes
-from rosbags: copied header, 32FC1 metres with the right step, NaN for invalid pixels,
-camera_info with the same stamp and K scaled, sigma in metres, sigma masking, bad frames
-logged and dropped while the next good frame is still processed, diagnostics, parameters.
+"""mono_depth_node's callback logic through its ROS-free core, with real ROS 2 message classes.
+
+The message classes come from rosbags. Checked: copied header, 32FC1 metres with the right
+step, NaN for invalid pixels, camera_info with the same stamp and K scaled, sigma in metres,
+sigma masking, bad frames logged and dropped while the next good frame is still processed,
+diagnostics, parameters.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _info(fx: float = 4 * TRAIN_FOCAL_PX) -> object:
 
 
 def _cdr(msg: object) -> object:
-    """What a subscriber receives: the message serialised and parsed (fails if malformed)."""
+    """Return what a subscriber gets: the message serialised and parsed (fails if malformed)."""
     return TS.deserialize_cdr(TS.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__)
 
 

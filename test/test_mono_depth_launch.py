@@ -1,6 +1,7 @@
-"""launch_testing: ``mono_depth.launch.py`` brings up a node that turns a published camera image
-into 32FC1 depth with the image's header (needs ROS 2 with launch_testing and this package
-built with colcon and sourced; skipped otherwise).
+"""launch_testing: ``mono_depth.launch.py`` brings up a node that turns images into depth.
+
+A published camera image becomes 32FC1 depth with the image's header (needs ROS 2 with
+launch_testing and this package built with colcon and sourced; skipped otherwise).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The node parameter tables and their one validation (``depth_kd_ros.params``): every kind of
-bad value is refused with one line naming the parameter, the cross-parameter rules hold at
-start-up, at launch and on run-time changes, both node cores validate through it (the same
-messages), and only the rclpy glue and the node files import rclpy.
+"""The node parameter tables and their one validation (``depth_kd_ros.params``).
+
+Every kind of bad value is refused with one line naming the parameter, the cross-parameter
+rules hold at start-up, at launch and on run-time changes, both node cores validate through it
+(the same messages), and only the rclpy glue and the node files import rclpy.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def test_both_cores_validate_with_the_shared_function_and_its_messages(table, ma
 
 
 def _imports(path) -> set[str]:
-    """What ``path`` imports, function-local imports included: top-level packages, and
-    depth_kd_ros modules by their full name.
+    """Return what ``path`` imports, function-local imports included.
+
+    Top-level packages, and depth_kd_ros modules by their full name.
     """
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):

@@ -1,8 +1,10 @@
-"""The node cores under what real cameras send: an uncalibrated camera_info (K all zero) is not
-republished as intrinsics, an unstamped frame is processed but kept out of the stamp age,
-stereo topics are paired by stamp, SGBM's "no depth" and range-limit pixels are NaN and
-unscored, the CPU thread count is set, and a long run of mixed good and bad frames leaves the
-memory flat and the log short (a broken 30 Hz camera must not cost ~1 GB a day).
+"""The node cores under what real cameras send.
+
+An uncalibrated camera_info (K all zero) is not republished as intrinsics, an unstamped frame is
+processed but kept out of the stamp age, stereo topics are paired by stamp, SGBM's "no depth" and
+range-limit pixels are NaN and unscored, the CPU thread count is set, and a long run of mixed good
+and bad frames leaves the memory flat and the log short (a broken 30 Hz camera must not cost ~1 GB
+a day).
 """
 
 from __future__ import annotations

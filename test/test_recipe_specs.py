@@ -1,5 +1,7 @@
-"""Specifications of the five KD recipes (METHODS.md): one training step returns the paper's
-weighted sum of its terms, and the student's gradient depends on what the teacher says.
+"""Specifications of the five KD recipes (METHODS.md).
+
+One training step returns the paper's weighted sum of its terms, and the student's gradient
+depends on what the teacher says.
 
 Networks are replaced by stubs returning fixed tensors, so each expected total is rebuilt here
 from the loss functions and the paper's weights, written as literals. A recipe whose KD terms
@@ -147,8 +149,9 @@ def test_tie_kd_loss_is_10_times_0p1_kl_plus_0p9_one_minus_ssim():
 
 
 def test_tie_kd_confidence_weighting_weights_each_pixels_kl_by_the_teachers_confidence():
-    """recipe.confidence_weight (project option, off in the paper): the KL term becomes the
-    confidence-weighted mean KL; the SSIM term is unchanged.
+    """recipe.confidence_weight (project option, off in the paper) weights the KL by confidence.
+
+    The KL term becomes the confidence-weighted mean KL; the SSIM term is unchanged.
     """
     plain = tiekd_step()
     conf = torch.linspace(0.0, 1.0, W).expand(B, 1, H, W).clone()

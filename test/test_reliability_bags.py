@@ -1,7 +1,9 @@
-"""Reliability corpus (issue 19), bag side: damaged, uncalibrated or duplicate-stamped bags,
-bad frames in DataLoader workers, corrupt index caches, and bag-to-bag outputs (OUT holding
-IN, non-bag OUT, failed runs); each handled without a traceback, without silently dropping
-data, and without losing what is already written. Every case is generated here (tiny bags).
+"""Reliability corpus (issue 19), bag side.
+
+Damaged, uncalibrated or duplicate-stamped bags, bad frames in DataLoader workers, corrupt
+index caches, and bag-to-bag outputs (OUT holding IN, non-bag OUT, failed runs); each handled
+without a traceback, without silently dropping data, and without losing what is already
+written. Every case is generated here (tiny bags).
 """
 
 from __future__ import annotations

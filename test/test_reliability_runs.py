@@ -1,8 +1,10 @@
-"""Reliability corpus (issue 19), training side: bad configs, run folders (second runs,
---overwrite, --resume after a kill, foreign checkpoints, blocked outputs, file modes, stale
-temporaries), teachers of the wrong kind, malicious or foreign checkpoints, and a kill -9 mid
-run; each handled without a traceback, without silently dropping data, and without losing
-what is already written. Every case is generated here (tiny runs).
+"""Reliability corpus (issue 19), training side.
+
+Bad configs, run folders (second runs, --overwrite, --resume after a kill, foreign
+checkpoints, blocked outputs, file modes, stale temporaries), teachers of the wrong kind,
+malicious or foreign checkpoints, and a kill -9 mid run; each handled without a traceback,
+without silently dropping data, and without losing what is already written. Every case is
+generated here (tiny runs).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory) -> Path:
-    """A finished two-step tiny run (checkpoints every step), copied by the tests that use it."""
+    """Make a finished two-step tiny run (checkpoints every step), copied by the tests using it."""
     out = tmp_path_factory.mktemp("base") / "run"
     assert train.main([*TINY_RUN, f"trainer.out_dir={out}",
                        "trainer.checkpoint_every_steps=1"]) == 0

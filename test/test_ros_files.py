@@ -1,7 +1,9 @@
-"""ROS 2 files checked without ROS: the parameter YAMLs hold exactly the declared parameters with
-valid values, parameter files are validated with names at launch, the launch files declare the
-documented arguments with descriptions and wire the topics the nodes use, and the RViz layout
-shows image, depth, uncertainty and the point cloud.
+"""ROS 2 files checked without ROS: parameter files, launch files and the RViz layout.
+
+The parameter YAMLs hold exactly the declared parameters with valid values, parameter files are
+validated with names at launch, the launch files declare the documented arguments with
+descriptions and wire the topics the nodes use, and the RViz layout shows image, depth,
+uncertainty and the point cloud.
 """
 
 from __future__ import annotations

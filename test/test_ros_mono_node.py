@@ -1,9 +1,11 @@
-"""mono_depth_node as its own process under a real rclpy (ROS 2 Jazzy from PyPI,
-``.[ros-pip]``, or a sourced ROS 2), driven by a real rclpy client in this process with frames
-of the synthetic world and of ../shared/realdata's ROS 1 compressed camera bag: outputs checked
-by value against the same checkpoint run in-process, /diagnostics, parameters through the
-parameter services, malformed frames dropped with the node still answering, bad start-up
-values ending the process with one line naming the parameter, Ctrl-C exiting 0.
+"""mono_depth_node as its own process under a real rclpy, driven by a real rclpy client.
+
+The rclpy of ROS 2 Jazzy from PyPI (``.[ros-pip]``) or of a sourced ROS 2; the client in this
+process sends frames of the synthetic world and of ../shared/realdata's ROS 1 compressed
+camera bag. Checked: outputs by value against the same checkpoint run in-process,
+/diagnostics, parameters through the parameter services, malformed frames dropped with the
+node still answering, bad start-up values ending the process with one line naming the
+parameter, Ctrl-C exiting 0.
 
 Processes, client and DDS settings: ros_process_helpers.py.
 """
@@ -78,8 +80,9 @@ def world():
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, ckpt, context):
-    """The mono node, the real-data one and two bad starts, started together so that their
-    imports overlap (each spends seconds importing torch).
+    """Start the mono node, the real-data one and two bad starts, all together.
+
+    Started together so that their imports overlap (each spends seconds importing torch).
     """
     folder = tmp_path_factory.mktemp("mono_nodes")
     procs = {"mono": NodeProcess("mono_depth_node", {"checkpoint": ckpt, **COMMON},
@@ -114,7 +117,8 @@ def test_mono_node_publishes_depth_sigma_colour_and_camera_info_by_value(nodes, 
     np.testing.assert_allclose(pixels(got["uncertainty"]), expected.sigma, rtol=1e-3, atol=1e-4)
     bgr = pixels(got["depth/colorized"])
     assert got["depth/colorized"].encoding == "bgr8"
-    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo", channels="bgr")) < 1e-3
+    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo",
+                                         channels="bgr")) < 1e-3
     info = got["depth/camera_info"]
     assert (info.height, info.width, info.header.frame_id) == (H, W, "cam_optical")
     np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), w.K)

@@ -1,8 +1,9 @@
-"""stereo_compare_node as its own process under a real rclpy (ROS 2 Jazzy from PyPI,
-``.[ros-pip]``, or a sourced ROS 2), driven by a real rclpy client in this process with a
-synthetic-world stereo pair: student depth, SGBM teacher depth (NaN where it has none),
-abs_error and the rolling metrics checked by value against the same models run in-process;
-Ctrl-C exits 0.
+"""stereo_compare_node as its own process under a real rclpy, driven by a real rclpy client.
+
+The rclpy of ROS 2 Jazzy from PyPI (``.[ros-pip]``) or of a sourced ROS 2; the client in this
+process sends a synthetic-world stereo pair. Student depth, SGBM teacher depth (NaN where it
+has none), abs_error and the rolling metrics are checked by value against the same models run
+in-process; Ctrl-C exits 0.
 
 Processes, client and DDS settings: ros_process_helpers.py.
 """
@@ -64,7 +65,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, ckpt, context):
-    """The stereo node with SGBM as its teacher, run on every pair (100 Hz by stamp)."""
+    """Start the stereo node with SGBM as its teacher, run on every pair (100 Hz by stamp)."""
     folder = tmp_path_factory.mktemp("stereo_nodes")
     procs = {"stereo": NodeProcess("stereo_compare_node", {
         "student_checkpoint": ckpt, "sgbm_num_disparities": SGBM_DISPARITIES,

@@ -1,5 +1,6 @@
-"""Bag datasets: items decoded from mcap, sqlite3 and ROS 1 bags equal the rendered frames,
-stereo pairs are synchronised by stamp, raw images are rectified with their CameraInfo, K
+"""Bag datasets: items decoded from mcap, sqlite3 and ROS 1 bags equal the rendered frames.
+
+Stereo pairs are synchronised by stamp, raw images are rectified with their CameraInfo, K
 follows every resize, the index is cached, workers each open their own reader, and the real
 ROS 1 camera bag loads as a monocular source.
 """
@@ -42,7 +43,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def frames(world):
-    """The 10 frames the bags below record: scenes 0 and 1, five frames each."""
+    """Render the 10 frames the bags below record: scenes 0 and 1, five frames each."""
     return [world.frame(n // PER_SCENE, n % PER_SCENE) for n in range(2 * PER_SCENE)]
 
 

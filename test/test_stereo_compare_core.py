@@ -1,7 +1,8 @@
-"""stereo_compare_node's callback logic through its ROS-free core: the teacher runs at
-teacher_rate_hz by header stamp while the student follows the camera, published depths keep
-the left header, the error image and rolling AbsRel/RMSE/delta1 match the metrics module on the
-published arrays, and bad pairs are logged and dropped.
+"""stereo_compare_node's callback logic through its ROS-free core.
+
+The teacher runs at teacher_rate_hz by header stamp while the student follows the camera,
+published depths keep the left header, the error image and rolling AbsRel/RMSE/delta1 match
+the metrics module on the published arrays, and bad pairs are logged and dropped.
 """
 
 from __future__ import annotations

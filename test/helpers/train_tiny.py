@@ -1,5 +1,6 @@
-"""``python -m depth_kd_core.train`` with the tiny ``test_*`` models registered, for tests that
-run the trainer in a process of its own (to kill it mid-run).
+"""``python -m depth_kd_core.train`` with the tiny ``test_*`` models registered.
+
+For tests that run the trainer in a process of its own (to kill it mid-run).
 
     python test/helpers/train_tiny.py key=value ...
 """
