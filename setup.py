@@ -45,7 +45,8 @@ setup(
         # ONNX export and ONNX Runtime inference (python -m depth_kd_core.export); onnxscript
         # is what torch's exporter needs. onnxruntime-gpu replaces onnxruntime for CUDA/TensorRT.
         "export": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
-        "test": ["pytest>=7", "pytest-timeout", "onnx>=1.16", "onnxruntime>=1.18",
+        # ruff: the lint gate of test/test_lint.py (config: ruff.toml).
+        "test": ["pytest>=7", "pytest-timeout", "ruff>=0.6", "onnx>=1.16", "onnxruntime>=1.18",
                  "onnxscript>=0.2"],
         # rclpy + Fast DDS + the messages the nodes use, as PyPI wheels (Python 3.11,
         # manylinux); diagnostic_updater, message_filters and cv_bridge are not needed.

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader
 
 from depth_kd_core.data.bags.codec import msg_to_rgb8
 from depth_kd_core.data.bags.datasets import StereoBagDataset
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.bags.writer import BagTopics, RawRig
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 
 OUT_H, OUT_W = 192, 640
 VARIANTS = {  # name: (writer options, topics)

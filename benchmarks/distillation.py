@@ -29,25 +29,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import multiprocessing as mp
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import torch
 
-from benchmarks.distillation_setup import METHODS, PROFILES, Method, Profile  # noqa: F401
 from benchmarks.distillation_report import CROPS, PRIOR, PRIOR_MEDIAN, aggregate, report
+from benchmarks.distillation_setup import METHODS, PROFILES, Method, Profile  # noqa: F401
 from depth_kd_core.baselines import fit_depth_prior
-from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, score_baselines
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
 from depth_kd_core.data.datasets import build_datasets
+from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, score_baselines
 from depth_kd_core.fileio import atomic_write_text
+from depth_kd_core.runtime import select_device as pick_device
 from depth_kd_core.train import Trainer
 from depth_kd_core.training.config import load_train_config
-from depth_kd_core.runtime import select_device as pick_device
 
 
 def _pose_encoder(profile: Profile) -> list[str]:

@@ -35,12 +35,12 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+from depth_kd_core.cli import run_cli, setup_cli_logging
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.bags.dataset_base import guess_info_topic
 from depth_kd_core.data.bags.index import CAMERA_INFO, IMAGE_TYPES
 from depth_kd_core.data.bags.reader import BagReader
 from depth_kd_core.data.camera import CameraCalibration, check_calibrated
-from depth_kd_core.cli import run_cli, setup_cli_logging
 from depth_kd_core.depth_outputs import OutputOptions, frame_outputs
 from depth_kd_core.errors import BagError, DepthKDError, OutputError
 from depth_kd_core.fileio import atomic_dir, ensure_dir, remove_stale_temps

@@ -65,10 +65,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def check_record(record: dict, required: tuple[str, ...], newest: int, where: str,
                  what: str) -> None:
-    """CheckpointError unless ``record`` (a checkpoint, an export's metadata) has every
-    ``required`` key and a ``format_version`` this code reads (<= ``newest``).
+    """Raise CheckpointError unless ``record`` has every ``required`` key and a known version.
 
-    ``where``: the file, ``what``: the kind of record, both named in the error."""
+    ``record`` is a checkpoint or an export's metadata; its ``format_version`` must be one this
+    code reads (<= ``newest``). ``where``: the file, ``what``: the kind of record, both named in
+    the error.
+    """
     missing = [k for k in required if k not in record]
     if missing:
         raise CheckpointError(f"{where}: {what} lacks {', '.join(missing)}")

@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from depth_kd_core.errors import DepthKDError
 
-
 DEBUG_ENV = "DEPTH_KD_DEBUG"  # set to 1 to see full tracebacks from the command-line tools
 EXIT_USAGE = 2  # a bad input, config, file or output: the message says what to change
 EXIT_BUG = 1  # an unexpected exception: a bug to report

@@ -17,8 +17,13 @@ from typing import Any
 
 import yaml
 
-from depth_kd_core.config_build import bounded, build_dataclass, check_range, \
-    registry_section, to_dict
+from depth_kd_core.config_build import (
+    bounded,
+    build_dataclass,
+    check_range,
+    registry_section,
+    to_dict,
+)
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.fileio import atomic_write_text
 
@@ -34,7 +39,8 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=1e-4)")
+            raise ConfigError(f"override {item!r} is not of the form key=value "
+                              "(e.g. optim.lr=1e-4)")
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = nested
         parts = key.split(".")
@@ -61,8 +67,10 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 
 
 def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (merged onto its ``_base_``, recursively); a
-    :class:`ConfigError` naming the file otherwise, or the files of a ``_base_`` loop."""
+    """Read a YAML mapping from ``path``, merged onto its ``_base_`` (recursively).
+
+    Otherwise a :class:`ConfigError` names the file, or the files of a ``_base_`` loop.
+    """
     path = Path(path)
     if path.resolve() in _chain:
         loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))
@@ -97,7 +105,7 @@ def load_config(cls: type, path: str | Path | None = None,
 
 
 def dump_yaml(cfg: Any) -> str:
-    """The config as YAML text (keys in declaration order)."""
+    """Return the config as YAML text (keys in declaration order)."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 

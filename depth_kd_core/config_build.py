@@ -59,7 +59,7 @@ def _check_value(tp: Any, value: Any, path: str) -> Any:
 
 
 def _check_union(tp: Any, value: Any, path: str) -> Any:
-    """The first option of ``X | Y | None`` that accepts ``value``."""
+    """Return the first option of ``X | Y | None`` that accepts ``value``."""
     args = typing.get_args(tp)
     if value is None and type(None) in args:
         return None
@@ -82,7 +82,7 @@ def _check_literal(choices: tuple, value: Any, path: str) -> Any:
 
 
 def _check_sequence(tp: Any, value: Any, path: str) -> list | tuple:
-    """A list, or a tuple (fixed-length ``tuple[A, B]`` or ``tuple[A, ...]``), item by item."""
+    """Check a list or a tuple (``tuple[A, B]`` or ``tuple[A, ...]``), item by item."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ConfigError(f"config key '{path}' expects a list, got {value!r}")
@@ -134,7 +134,7 @@ def _check_scalar(tp: Any, value: Any, path: str) -> Any:
 
 
 def _resolve_polymorphic(f: dataclasses.Field, value: Any, default: Any, path: str) -> type:
-    """The dataclass of a registry-backed section, chosen by its ``name``."""
+    """Return the dataclass of a registry-backed section, chosen by its ``name``."""
     registry = f.metadata[REGISTRY_KEY]
     name = value.get("name") if isinstance(value, Mapping) else getattr(value, "name", None)
     if name is None:
@@ -192,7 +192,7 @@ def build_dataclass(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
 
 def bounded(default: Any, *, gt: float | None = None, ge: float | None = None,
             lt: float | None = None, le: float | None = None, hint: str = "") -> Any:
-    """A dataclass field with an allowed range, checked when the config is built.
+    """Make a dataclass field with an allowed range, checked when the config is built.
 
     ``lr: float = bounded(1e-4, gt=0)`` rejects ``optim.lr=-1``, ``nan`` and ``inf`` with a
     message naming ``optim.lr``, the range and ``hint`` (what the value means). Applies to
@@ -206,8 +206,10 @@ def bounded(default: Any, *, gt: float | None = None, ge: float | None = None,
 
 def check_range(value: Any, key: str, *, gt: float | None = None, ge: float | None = None,
                 lt: float | None = None, le: float | None = None, hint: str = "") -> None:
-    """Raise :class:`ConfigError` naming ``key`` if ``value`` (or an element) is out of range
-    or not finite."""
+    """Raise :class:`ConfigError` naming ``key`` if ``value`` is out of range or not finite.
+
+    A list or tuple ``value`` is checked element by element.
+    """
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             check_range(v, f"{key}[{i}]", gt=gt, ge=ge, lt=lt, le=le, hint=hint)
@@ -232,8 +234,10 @@ def _all_defaulted(cls: type) -> bool:
 
 
 def to_dict(obj: Any) -> Any:
-    """Plain-data copy (dicts, lists, scalars) of a dataclass tree; safe for YAML and
-    torch.save."""
+    """Return a plain-data copy (dicts, lists, scalars) of a dataclass tree.
+
+    The copy is safe for YAML and torch.save.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -246,6 +250,8 @@ def to_dict(obj: Any) -> Any:
 
 
 def registry_section(registry: Any, default_factory: Any) -> Any:
-    """A dataclass field whose type is chosen by ``name`` in ``registry`` (``.entry(name)
-    .cfg_cls``; models' ``MODELS``, recipes' ``RECIPES``)."""
+    """Make a dataclass field whose type is chosen by ``name`` in ``registry``.
+
+    The type is ``registry.entry(name).cfg_cls`` (models' ``MODELS``, recipes' ``RECIPES``).
+    """
     return field(default_factory=default_factory, metadata={REGISTRY_KEY: registry})

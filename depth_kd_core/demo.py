@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 
 from depth_kd_core.baselines import DepthPrior, fit_depth_prior
+from depth_kd_core.cli import run_cli
+from depth_kd_core.data.bags.writer import BagTopics
 from depth_kd_core.data.config import DataCfg, RosbagSourceCfg
 from depth_kd_core.data.datasets import build_datasets
-from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.data.bags.writer import BagTopics
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag
-from depth_kd_core.cli import run_cli
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.evaluate import EvalCfg, EvaluateConfig, baseline_table, run
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.train import Trainer

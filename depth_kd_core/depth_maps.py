@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 MIN_WEIGHT = 0.5  # an output pixel is valid when >= half of its interpolation weight is valid
 
 
@@ -42,9 +41,11 @@ def resize_valid(value: torch.Tensor, valid: torch.Tensor, size: tuple[int, int]
 
 
 def _upsample_cv2(value: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of (1, C <= 4, h, w) CPU values with OpenCV: the same half-pixel
-    sampling as ``F.interpolate(mode="bilinear", align_corners=False)`` (edges replicated),
-    several times faster on one core at camera resolution."""
+    """Upsample (1, C <= 4, h, w) CPU values bilinearly with OpenCV.
+
+    The same half-pixel sampling as ``F.interpolate(mode="bilinear", align_corners=False)``
+    (edges replicated), several times faster on one core at camera resolution.
+    """
     hwc = np.ascontiguousarray(value[0].permute(1, 2, 0).numpy())
     out = cv2.resize(hwc, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     out = out.reshape(size[0], size[1], -1)
@@ -59,7 +60,9 @@ def resize_depth_nan(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def all_positive_finite(values: np.ndarray) -> bool:
-    """True when every value is > 0 and finite: two reductions, no per-pixel masks (NaN
-    propagates through min, so any NaN answers False). The usual network output takes this
-    path; only images with holes pay for building a mask."""
+    """Return True when every value is > 0 and finite.
+
+    Two reductions, no per-pixel masks (NaN propagates through min, so any NaN answers False).
+    The usual network output takes this path; only images with holes pay for building a mask.
+    """
     return values.size > 0 and bool(values.min() > 0) and bool(values.max() < np.inf)

@@ -164,7 +164,7 @@ def _output_calibration(estimator: DepthEstimator, calib: CameraCalibration | No
 
 def assumed_calibration(estimator: DepthEstimator, height: int, width: int
                         ) -> CameraCalibration | None:
-    """The training camera at ``height x width`` (for outputs without a camera_info).
+    """Return the training camera at ``height x width`` (for outputs without a camera_info).
 
     fx = fy = ``focal_px`` scaled from the network input width, principal point at the
     image centre, no distortion; None when the checkpoint records no focal length.

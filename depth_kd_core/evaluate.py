@@ -47,8 +47,7 @@ from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.fileio import atomic_path, atomic_write_text
 from depth_kd_core.inference import estimator_for_model, load_network
-from depth_kd_core.metrics import (average_metrics, crop_mask, depth_metrics,
-                                   uncertainty_metrics)
+from depth_kd_core.metrics import average_metrics, crop_mask, depth_metrics, uncertainty_metrics
 from depth_kd_core.models.base import ModelCfg
 from depth_kd_core.models.registry import MODELS, create_model
 from depth_kd_core.runtime import select_device

@@ -1,7 +1,7 @@
-"""Export a student checkpoint to ONNX or TorchScript with its deployment metadata.
+r"""Export a student checkpoint to ONNX or TorchScript with its deployment metadata.
 
     python -m depth_kd_core.export --checkpoint best.pt --format onnx
-    python -m depth_kd_core.export --checkpoint best.pt --format onnx --height 352 --width 1216 \\
+    python -m depth_kd_core.export --checkpoint best.pt --format onnx --height 352 --width 1216 \
         --dynamic-batch --out student_352x1216.onnx
     python -m depth_kd_core.export --checkpoint best.pt --format torchscript --fp16
     python -m depth_kd_core.export --check student.onnx --checkpoint best.pt [--image a.png]
@@ -99,7 +99,7 @@ def export_model(checkpoint: str | Path, height: int | None = None, width: int |
 
 def deployment_metadata(model_name: str, cfg: Any, outputs: list[str], fp16: bool,
                         dynamic_batch: bool) -> dict[str, Any]:
-    """The metadata document (keys: :data:`depth_kd_core.exported.METADATA_KEYS`)."""
+    """Build the metadata document (keys: :data:`depth_kd_core.exported.METADATA_KEYS`)."""
     return {"format_version": EXPORT_FORMAT_VERSION, "model_name": model_name,
             "model_cfg": to_dict(cfg), "input_height": int(cfg.input_height),
             "input_width": int(cfg.input_width), "mean": list(cfg.mean), "std": list(cfg.std),

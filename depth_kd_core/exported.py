@@ -55,7 +55,7 @@ def is_exported(path: str | Path) -> bool:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The deployment metadata of an exported file, checked for every key.
+    """Read the deployment metadata of an exported file, checked for every key.
 
     Raises:
         CheckpointError: one line naming the file and what is missing or wrong.
@@ -113,7 +113,7 @@ def _import(name: str, path: Path):
 
 
 def cfg_from_metadata(meta: dict[str, Any], path: str | Path) -> Any:
-    """The model's validated ``ModelCfg`` from the metadata's ``model_name``/``model_cfg``."""
+    """Return the validated ``ModelCfg`` of the metadata's ``model_name``/``model_cfg``."""
     from depth_kd_core.models.registry import model_cfg
 
     fields = dict(meta["model_cfg"])
@@ -157,7 +157,7 @@ class ExportedNet:
 
     def __call__(self, left: torch.Tensor, right: torch.Tensor | None = None,
                  **context: Any) -> dict[str, torch.Tensor]:
-        """left (B, 3, H, W) RGB in [0, 1] -> {"depth", ["sigma"]} (B, 1, H, W) metres.
+        """Predict {"depth", ["sigma"]} (B, 1, H, W) metres from left (B, 3, H, W) RGB in [0, 1].
 
         ``right`` and ``context`` (K, baseline) are accepted and ignored, as the monocular
         PyTorch students do: the graph uses the training camera recorded at export.

@@ -1,5 +1,7 @@
-"""Checkpoint in, metres out: :class:`DepthEstimator` (monocular students) and
-:class:`StereoDepthEstimator` (stereo teachers: a network checkpoint or OpenCV SGBM).
+"""Checkpoint in, metres out: the depth estimators of monocular students and stereo teachers.
+
+:class:`DepthEstimator` (monocular students) and :class:`StereoDepthEstimator` (stereo
+teachers: a network checkpoint or OpenCV SGBM).
 
 The one pipeline from an image (+ K) to metres and sigma: the ROS nodes, ``bag_infer`` and
 ``evaluate`` (:func:`estimator_for_model`, ``predict_batch``) all call it. One call takes an
@@ -147,9 +149,10 @@ class _EstimatorBase:
     def _finish(self, out: dict, out_size: tuple[int, int], scale: float,
                 with_sigma: bool = True, index: int = 0
                 ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Model output (item ``index`` of the batch) -> (depth, sigma, has_sigma) numpy at
-        out_size, scaled, NaN invalid (hole-aware: holes are not blended into neighbours).
+        """Turn model output (item ``index`` of the batch) into (depth, sigma, has_sigma) numpy.
 
+        The arrays are at out_size, scaled, NaN invalid (hole-aware: holes are not blended into
+        neighbours).
         Depth and sigma are resized together in one call; ``with_sigma=False`` skips sigma
         (returned all NaN) when nobody needs it.
         """
@@ -195,9 +198,11 @@ class DepthEstimator(_EstimatorBase):
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         fp16: bool = False, focal_scaling: bool = True,
                         threads: int | None = None) -> DepthEstimator:
-        """Load a depth_kd checkpoint (.pt) or an exported network (.onnx: ONNX Runtime,
-        .ts: TorchScript; see :mod:`depth_kd_core.exported`), chosen by the file's suffix;
-        ``device`` None picks CUDA when available."""
+        """Load a depth_kd checkpoint (.pt) or an exported network (.onnx, .ts), chosen by suffix.
+
+        .onnx runs in ONNX Runtime, .ts in TorchScript (see :mod:`depth_kd_core.exported`);
+        ``device`` None picks CUDA when available.
+        """
         return cls(load_network(path), select_device(device), fp16=fp16,
                    focal_scaling=focal_scaling, threads=threads)
 
@@ -342,8 +347,11 @@ class StereoDepthEstimator(_EstimatorBase):
 
 
 def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
-    """(height, width) a stereo model runs at: a network at its training size, a classical
-    matcher (``cfg.classical``, e.g. SGBM) at the camera's own size (None)."""
+    """Return the (height, width) a stereo model runs at; None for the camera's own size.
+
+    A network runs at its training size, a classical matcher (``cfg.classical``, e.g. SGBM) at
+    the camera's own size (None).
+    """
     if cfg.classical:
         return None
     return int(cfg.input_height), int(cfg.input_width)
@@ -351,8 +359,11 @@ def stereo_work_size(cfg: Any) -> tuple[int, int] | None:
 
 def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: bool = False,
                         focal_scaling: bool = True) -> DepthEstimator | StereoDepthEstimator:
-    """The estimator of a built model: mono networks as :class:`DepthEstimator`, stereo ones
-    as :class:`StereoDepthEstimator` at :func:`stereo_work_size`."""
+    """Wrap a built model in its estimator.
+
+    Mono networks as :class:`DepthEstimator`, stereo ones as :class:`StereoDepthEstimator` at
+    :func:`stereo_work_size`.
+    """
     if not model.cfg.stereo_input:
         return DepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling)
     return StereoDepthEstimator(model, device, fp16=fp16, focal_scaling=focal_scaling,
@@ -360,8 +371,11 @@ def estimator_for_model(model: torch.nn.Module, device: torch.device, *, fp16: b
 
 
 def load_network(path: str | Path) -> torch.nn.Module:
-    """The network of a depth_kd checkpoint (.pt) or of an exported file (.onnx: ONNX
-    Runtime, .ts: TorchScript; :mod:`depth_kd_core.exported`), chosen by suffix, on the CPU."""
+    """Load the network of a checkpoint (.pt) or an exported file (.onnx, .ts) on the CPU.
+
+    Chosen by suffix: a depth_kd checkpoint, or an exported file (.onnx: ONNX Runtime, .ts:
+    TorchScript; :mod:`depth_kd_core.exported`).
+    """
     from depth_kd_core.models.registry import model_from_checkpoint
 
     if is_exported(path):

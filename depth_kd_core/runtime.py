@@ -14,7 +14,6 @@ import torch
 
 from depth_kd_core.errors import ConfigError
 
-
 AUTO_DEVICES = (None, "", "auto")  # choose CUDA when present, else the CPU
 
 

@@ -25,10 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from depth_kd_core.checkpoint import load_checkpoint
-from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
-from depth_kd_core.data.datasets import build_datasets, load_size
-from depth_kd_core.data.datasets import SKIPPED_KEY
 from depth_kd_core.cli import run_cli, setup_cli_logging
+from depth_kd_core.config import dump_yaml, git_sha, save_run_config, to_dict
+from depth_kd_core.data.datasets import SKIPPED_KEY, build_datasets, load_size
 from depth_kd_core.errors import CheckpointError, DepthKDError
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.metrics import average_metrics
@@ -65,7 +64,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: str | None = None,
                  overwrite: bool = False) -> None:
-        """Args:
+        """Build the recipe, data, optimiser and run folder of a training run.
+
+        Args:
             cfg: the merged training config.
             resume: "auto" (the run folder's newest complete checkpoint) or a checkpoint path.
             overwrite: train into a ``trainer.out_dir`` that holds an earlier run, moving that
@@ -315,8 +316,11 @@ class Trainer:
         self.ckpts.save(payload, self.step)
 
     def deployment_cfg(self):
-        """The student's config as inference needs it: the recipe's export, with the training
-        resolution and the training camera's focal length (and baseline) filled in."""
+        """Return the student's config as inference needs it: the recipe's export, completed.
+
+        The training resolution and the training camera's focal length (and baseline) are
+        filled in.
+        """
         cfg = self.recipe.export_model_cfg()
         height, width = load_size(self.cfg.data)  # crop-trained: whole images at resize size
         changes = {"input_height": height, "input_width": width}
@@ -370,8 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status (2: a config, data or output problem,
-    named in one line on stderr)."""
+    """Run the console entry point and return the exit status.
+
+    2: a config, data or output problem, named in one line on stderr.
+    """
     args = build_parser().parse_args(argv)
     return run_cli(lambda: _main(args), debug=args.debug, prog="depth_kd_core.train")
 

@@ -1,5 +1,8 @@
-"""Colour maps and image panels for depth, uncertainty and labels (TensorBoard, evaluation
-grids, ROS ``depth/colorized``, the demo). One place, no training or ROS imports."""
+"""Colour maps and image panels for depth, uncertainty and labels.
+
+For TensorBoard, evaluation grids, ROS ``depth/colorized`` and the demo. One place, no training
+or ROS imports.
+"""
 
 from __future__ import annotations
 

@@ -25,8 +25,15 @@ from typing import Any
 import numpy as np
 
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.bags.messages import (CAMERA_INFO, COMPRESSED, FLOAT_ARRAY, HEADER, IMAGE,
-                                              ROI, TIME)
+from depth_kd_core.data.bags.messages import (
+    CAMERA_INFO,
+    COMPRESSED,
+    FLOAT_ARRAY,
+    HEADER,
+    IMAGE,
+    ROI,
+    TIME,
+)
 from depth_kd_core.errors import ImageError
 
 _BRIDGE: list[Any] = []  # [CvBridge()] once imported, [None] when cv_bridge is absent
@@ -36,7 +43,7 @@ _BRIDGE: list[Any] = []  # [CvBridge()] once imported, [None] when cv_bridge is 
 
 
 def cv_bridge_available() -> bool:
-    """True when ``cv_bridge`` can be imported (it ships with ROS 2, not with pip)."""
+    """Return True when ``cv_bridge`` can be imported (it ships with ROS 2, not with pip)."""
     return _bridge() is not None
 
 
@@ -51,8 +58,11 @@ def _bridge() -> Any:
 
 
 def _bridge_safe(msg: Any) -> bool:
-    """A raw image cv_bridge decodes exactly: known encoding, unpadded, host byte order,
-    sizes consistent (malformed messages take the codec path, which names the bad field)."""
+    """Return True for a raw image that cv_bridge decodes exactly.
+
+    Known encoding, unpadded, host byte order, sizes consistent (malformed messages take the
+    codec path, which names the bad field).
+    """
     layout = mc.LAYOUTS.get(str(msg.encoding))
     if layout is None:
         return False
@@ -65,7 +75,7 @@ def _bridge_safe(msg: Any) -> bool:
 
 def bridged_image_to_array(msg: Any, source: str = "", use_cv_bridge: bool | None = None
                            ) -> np.ndarray:
-    """A raw ``sensor_msgs/Image`` in its native layout (H x W or H x W x C, host order).
+    """Decode a raw ``sensor_msgs/Image`` in its native layout (H x W or H x W x C, host order).
 
     Args:
         msg: rclpy or rosbags Image.
@@ -110,7 +120,7 @@ def bridged_msg_to_depth_m(msg: Any, source: str = "", use_cv_bridge: bool | Non
 
 
 def ros2_message_types() -> dict[str, Any]:
-    """The rclpy (rosidl) classes of every message this package builds.
+    """Return the rclpy (rosidl) classes of every message this package builds.
 
     Imported lazily so that this module stays importable without ROS 2.
     """

@@ -1,6 +1,6 @@
-"""Per-node frame statistics for diagnostics (rate, latency, dropped frames) and a log
-throttle, both ROS-free. The rclpy nodes hand :meth:`FrameStats.summary` to
-``diagnostic_updater``.
+"""Per-node frame statistics for diagnostics (rate, latency, dropped frames) and a log throttle.
+
+Both are ROS-free. The rclpy nodes hand :meth:`FrameStats.summary` to ``diagnostic_updater``.
 
 Levels follow ``diagnostic_msgs/DiagnosticStatus``: OK = 0, WARN = 1, ERROR = 2.
 """
@@ -23,8 +23,10 @@ _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
 def fault_kind(text: str) -> str:
-    """A log line's kind: its text with every number replaced by '#' (stamps, sizes and
-    counts differ from frame to frame; the fault does not)."""
+    """Return a log line's kind: its text with every number replaced by '#'.
+
+    Stamps, sizes and counts differ from frame to frame; the fault does not.
+    """
     return _NUMBER.sub("#", text)[:200]
 
 
@@ -101,8 +103,11 @@ class ThrottledLog:
 
 def stamp_age_ms(stamp: int, now_ns: int | None, log: ThrottledLog, what: str
                  ) -> float | None:
-    """Stamp-to-publish age of ``what`` in ms (None without ``now_ns``); an unstamped one
-    (stamp 0) gets a throttled warning and None, so it cannot skew the age statistics."""
+    """Return the stamp-to-publish age of ``what`` in ms (None without ``now_ns``).
+
+    An unstamped one (stamp 0) gets a throttled warning and None, so it cannot skew the age
+    statistics.
+    """
     if stamp == 0:
         log("warning", f"{what} has header stamp 0 (the driver does not stamp images): "
                        f"published with stamp 0, its age is not measured", key="zero stamp")
@@ -130,7 +135,7 @@ class FrameStats:
 
     def record(self, latency_ms: float, inference_ms: float, age_ms: float | None = None
                ) -> None:
-        """A frame processed: callback latency, inference time, stamp-to-publish age."""
+        """Count a processed frame: callback latency, inference time, stamp-to-publish age."""
         self.processed += 1
         self._done.append(self.clock())
         self._latency.append(latency_ms)
@@ -139,17 +144,17 @@ class FrameStats:
             self._age.append(age_ms)
 
     def drop(self, reason: str) -> None:
-        """A bad frame logged and dropped."""
+        """Count a bad frame, logged and dropped."""
         self.dropped += 1
         self.last_error = reason
         self._drops.append(self.clock())
 
     def skip(self) -> None:
-        """A frame not processed because nobody subscribes to the outputs."""
+        """Count a frame not processed because nobody subscribes to the outputs."""
         self.skipped += 1
 
     def rate_hz(self) -> float:
-        """Processed frames per second over the window (0 with fewer than 2 frames)."""
+        """Return the processed frames per second over the window (0 with fewer than 2)."""
         if len(self._done) < 2 or self._done[-1] <= self._done[0]:
             return 0.0
         return (len(self._done) - 1) / (self._done[-1] - self._done[0])

@@ -1,5 +1,7 @@
-"""Everything ``mono_depth_node`` decides, without rclpy: image (raw or compressed) ->
-:class:`~depth_kd_core.inference.DepthEstimator` -> outgoing messages.
+"""Everything ``mono_depth_node`` decides, without rclpy.
+
+Image (raw or compressed) -> :class:`~depth_kd_core.inference.DepthEstimator` -> outgoing
+messages.
 
 Outputs: ``depth``, ``depth/camera_info``, ``uncertainty``, ``depth/colorized``, built by
 :func:`depth_kd_core.depth_outputs.frame_outputs` (the same builder as ``bag_infer``; its
@@ -17,16 +19,29 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from depth_kd_core.data.camera import CameraCalibration, check_calibrated
-from depth_kd_core.data.bags.messages import Types
 from depth_kd_core.data.bags.codec import stamp_ns
-from depth_kd_core.depth_outputs import (COLORIZED, DEPTH, DEPTH_INFO,  # noqa: F401 - node API
-                                         OUTPUTS, UNCERTAINTY, OutputOptions, frame_outputs)
+from depth_kd_core.data.bags.messages import Types
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated
+from depth_kd_core.depth_outputs import (  # noqa: F401 - node API
+    COLORIZED,
+    DEPTH,
+    DEPTH_INFO,
+    OUTPUTS,
+    UNCERTAINTY,
+    OutputOptions,
+    frame_outputs,
+)
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, DepthPrediction
 from depth_kd_ros.conversions import bridged_msg_to_rgb8
-from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind, stamp_age_ms)
+from depth_kd_ros.frame_stats import (
+    DiagnosticSummary,
+    FrameStats,
+    Logger,
+    ThrottledLog,
+    fault_kind,
+    stamp_age_ms,
+)
 from depth_kd_ros.params import MONO_PARAMS, validate_changes, validate_params
 
 
@@ -73,8 +88,11 @@ class MonoDepthCore:
         self.estimator.focal_scaling = self.params["focal_scaling"]
 
     def on_camera_info(self, msg: Any) -> None:
-        """Keep the latest calibration; a malformed or uncalibrated one (zero size, K = 0) is
-        logged and ignored, so outputs fall back to the training camera."""
+        """Keep the latest calibration.
+
+        A malformed or uncalibrated one (zero size, K = 0) is logged and ignored, so outputs
+        fall back to the training camera.
+        """
         try:
             self.calib = check_calibrated(CameraCalibration.from_msg(msg, "camera_info"),
                                           "camera_info")

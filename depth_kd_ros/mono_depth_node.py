@@ -19,11 +19,17 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from depth_kd_ros.conversions import ros2_message_types
-from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, UNCERTAINTY,
-                                          MonoDepthCore)
+from depth_kd_ros.mono_depth_core import COLORIZED, DEPTH, DEPTH_INFO, UNCERTAINTY, MonoDepthCore
 from depth_kd_ros.params import MONO_PARAMS
-from depth_kd_ros.ros_glue import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics, declare_parameters,
-                                   forward_parameter_changes, spin, topic_label)
+from depth_kd_ros.ros_glue import (
+    PUBLISHER_QOS,
+    SENSOR_QOS,
+    Diagnostics,
+    declare_parameters,
+    forward_parameter_changes,
+    spin,
+    topic_label,
+)
 
 OUTPUT_TYPES = {DEPTH: Image, DEPTH_INFO: CameraInfo, UNCERTAINTY: Image, COLORIZED: Image}
 

@@ -1,6 +1,8 @@
-"""Node parameters as data, without ROS: each node's table (:class:`NodeParams`: its specs and
-the rules between them), the one validation every user of the table calls, and reading a
-node's section of a ROS 2 parameter file.
+"""Node parameters as data, without ROS.
+
+Each node's table (:class:`NodeParams`: its specs and the rules between them), the one
+validation every user of the table calls, and reading a node's section of a ROS 2 parameter
+file.
 
 One table per node serves the rclpy node (``depth_kd_ros.ros_glue`` declares every spec with
 a descriptor), the ROS-free core (validation at start-up and on run-time changes), the launch
@@ -73,13 +75,13 @@ class ParamSpec:
         return value
 
     def full_description(self) -> str:
-        """Description plus the allowed values (shown by ``ros2 param describe``)."""
+        """Return the description plus the allowed values (shown by ``ros2 param describe``)."""
         extra = f" Choices: {', '.join(self.choices)}." if self.choices else ""
         return self.description + extra + (" (read-only: set at start-up)"
                                            if self.read_only else "")
 
     def expected(self) -> str:
-        """What a value must be, for errors about values rclpy refused before we saw them."""
+        """Say what a value must be, for errors about values rclpy refused before we saw them."""
         text = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 1.0, "
                 "not 1)", str: "a string"}[self.kind]
         if self.range is not None:
@@ -124,9 +126,10 @@ class NodeParams:
 
 def validate_params(table: NodeParams, values: Mapping[str, Any],
                     partial: bool = False) -> dict[str, Value]:
-    """``values`` checked against ``table``: names, types, ranges, steps, choices, then the
-    cross-parameter rules on the defaults overlaid with ``values`` (what the node will run
-    with).
+    """Check ``values`` against ``table``.
+
+    Names, types, ranges, steps, choices, then the cross-parameter rules on the defaults
+    overlaid with ``values`` (what the node will run with).
 
     Returns:
         All parameters (defaults filled in), or only those in ``values`` when ``partial``
@@ -149,7 +152,7 @@ def validate_params(table: NodeParams, values: Mapping[str, Any],
 
 def validate_changes(table: NodeParams, current: Mapping[str, Any],
                      changes: Mapping[str, Any]) -> dict[str, Value]:
-    """``current`` with run-time ``changes`` applied, validated as a whole.
+    """Apply run-time ``changes`` to ``current`` and validate the result as a whole.
 
     Raises:
         ConfigError: a read-only parameter changes, or :func:`validate_params` refuses the
@@ -245,7 +248,7 @@ def is_ros_parameter(name: str) -> bool:
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}: nested YAML is how ROS 2 spells dotted names."""
+    """Flatten {"a": {"b": 1}} to {"a.b": 1}: nested YAML is how ROS 2 spells dotted names."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         name = f"{prefix}{key}"
@@ -257,8 +260,10 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def node_section(data: Mapping[str, Any], node_name: str, source: str) -> dict[str, Any]:
-    """The ``ros__parameters`` of ``node_name`` (bare, ``/ns/node`` or ``/**`` keys),
-    flattened to dotted names."""
+    """Return the ``ros__parameters`` of ``node_name``, flattened to dotted names.
+
+    The section may be keyed by the bare name, ``/ns/node`` or ``/**``.
+    """
     for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
         if key in data:
             break
@@ -277,8 +282,10 @@ def node_section(data: Mapping[str, Any], node_name: str, source: str) -> dict[s
 
 def load_node_parameters(params_file: str | Path, table: NodeParams,
                          overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Validated parameters of ``table.node`` from ``params_file`` plus ``overrides`` (launch
-    arguments), for ``launch_ros.actions.Node(parameters=[...])``.
+    """Load and validate the parameters of ``table.node`` from ``params_file``.
+
+    ``overrides`` (launch arguments) are applied on top; the result is for
+    ``launch_ros.actions.Node(parameters=[...])``.
 
     A section keyed by the bare node name applies in whatever namespace the node is launched,
     and a typo or a bad value fails at launch, not when the node starts.

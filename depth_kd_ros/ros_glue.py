@@ -1,7 +1,9 @@
-"""rclpy glue shared by the nodes, and the only depth_kd_ros module besides the ``*_node.py``
-files that imports rclpy: parameters declared from a :class:`~depth_kd_ros.params.NodeParams`
-table (descriptors with ranges), run-time parameter changes forwarded to a core, QoS profiles,
-the ``/diagnostics`` publisher and the ``spin`` entry point.
+"""rclpy glue shared by the nodes.
+
+The only depth_kd_ros module besides the ``*_node.py`` files that imports rclpy: parameters
+declared from a :class:`~depth_kd_ros.params.NodeParams` table (descriptors with ranges),
+run-time parameter changes forwarded to a core, QoS profiles, the ``/diagnostics`` publisher
+and the ``spin`` entry point.
 
 Imports rclpy and message packages that install from PyPI (``ros-jazzy-rclpy`` ...) as well as
 with ROS 2. ``diagnostic_updater`` (not on PyPI) is not needed: :class:`Diagnostics` publishes
@@ -16,14 +18,22 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
-
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_system_default)
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_system_default,
+)
 
 from depth_kd_core.errors import ConfigError, DepthKDError
 from depth_kd_ros.frame_stats import DiagnosticSummary
@@ -54,8 +64,7 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 
 def declare_parameters(node: Node, table: NodeParams) -> dict[str, Any]:
-    """Declare every parameter of ``table`` (default, description, range) and return their
-    values.
+    """Declare every parameter of ``table`` (default, description, range); return the values.
 
     Raises:
         ConfigError: one line naming the parameter when a start-up value (``-p``, params
@@ -81,8 +90,10 @@ def _first_line(exc: Exception) -> str:
 
 def forward_parameter_changes(node: Node, table: NodeParams,
                               apply: Callable[[dict[str, Any]], None]) -> None:
-    """Send run-time changes of ``table``'s parameters to ``apply`` (a core's ``set_params``);
-    a refused change (read-only, out of range, inconsistent) leaves everything as it was."""
+    """Send run-time changes of ``table``'s parameters to ``apply`` (a core's ``set_params``).
+
+    A refused change (read-only, out of range, inconsistent) leaves everything as it was.
+    """
     names = {s.name for s in table.specs}
 
     def on_set(params: list) -> SetParametersResult:
@@ -99,15 +110,17 @@ def forward_parameter_changes(node: Node, table: NodeParams,
 
 
 def topic_label(node: Node, name: str) -> str:
-    """The fully resolved name of ``name`` for log lines (the name itself on old rclpy)."""
+    """Return the fully resolved name of ``name`` for log lines (the name itself on old rclpy)."""
     resolve = getattr(node, "resolve_topic_name", None)
     return resolve(name) if resolve is not None else name
 
 
 class Diagnostics:
-    """Publishes one ``diagnostic_msgs/DiagnosticArray`` status on ``/diagnostics`` every
-    ``diagnostic_updater.period`` seconds (default 1), named ``<node>: <task>`` (the fully
-    qualified node name with ``diagnostic_updater.use_fqn``), as ``diagnostic_updater`` does.
+    """Publishes a node's status on ``/diagnostics`` as ``diagnostic_updater`` does.
+
+    One ``diagnostic_msgs/DiagnosticArray`` status every ``diagnostic_updater.period`` seconds
+    (default 1), named ``<node>: <task>`` (the fully qualified node name with
+    ``diagnostic_updater.use_fqn``).
 
     Args:
         node: the node that publishes.
@@ -127,7 +140,7 @@ class Diagnostics:
         self.timer = node.create_timer(max(float(period), 0.01), self.publish)
 
     def status(self) -> DiagnosticStatus:
-        """The current status message."""
+        """Build the current status message."""
         s = self.summary()
         name = self.node.get_fully_qualified_name() if self.use_fqn else self.node.get_name()
         return DiagnosticStatus(level=_LEVELS[s.level], name=f"{name}: {self.task}",
@@ -153,8 +166,11 @@ def _declare(node: Node, name: str, default: Any, description: str) -> Any:
 
 
 def spin(node_class: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
-    """Run one node until shutdown; 0 on a clean stop or Ctrl-C, 1 (with the reason on stderr)
-    when the node cannot start from its checkpoint or parameters."""
+    """Run one node until shutdown and return the exit status.
+
+    0 on a clean stop or Ctrl-C, 1 (with the reason on stderr) when the node cannot start from
+    its checkpoint or parameters.
+    """
     rclpy.init(args=args)
     node = None
     try:

@@ -1,6 +1,7 @@
-"""Pairing of several topics by header stamp, without ROS: the approximate-time policy the
-stereo node needs (``message_filters.ApproximateTimeSynchronizer`` is not on PyPI, and doing
-it here makes a ROS 2 install and a pip-only rclpy behave the same).
+"""Pairing of several topics by header stamp, without ROS.
+
+The approximate-time policy the stereo node needs (``message_filters.ApproximateTimeSynchronizer``
+is not on PyPI, and doing it here makes a ROS 2 install and a pip-only rclpy behave the same).
 
 Policy: each input keeps its ``queue_size`` newest messages by stamp. When a message arrives,
 every other input contributes its message nearest in stamp; if all exist and the spread of
@@ -31,8 +32,11 @@ class StampSync:
         self.queues: list[dict[int, Any]] = [{} for _ in range(inputs)]
 
     def add(self, index: int, stamp: int, msg: Any) -> list[Any] | None:
-        """Queue ``msg`` (stamped ``stamp`` ns) on input ``index``; the matched set (one
-        message per input, in input order) when this message completes one, else None."""
+        """Queue ``msg`` (stamped ``stamp`` ns) on input ``index``; return the set it completes.
+
+        The matched set is one message per input, in input order; None when this message
+        completes none.
+        """
         queue = self.queues[index]
         queue[stamp] = msg
         while len(queue) > self.queue_size:

@@ -1,6 +1,8 @@
-"""Everything ``stereo_compare_node`` decides, without rclpy: a synchronised rectified stereo
-pair (left/right image + camera_info) -> student (monocular, left image) and stereo teacher
-(network checkpoint or SGBM) -> depth images, an error image and rolling metrics.
+"""Everything ``stereo_compare_node`` decides, without rclpy.
+
+A synchronised rectified stereo pair (left/right image + camera_info) -> student (monocular,
+left image) and stereo teacher (network checkpoint or SGBM) -> depth images, an error image and
+rolling metrics.
 
 Scheduling: the teacher runs on the first pair and then whenever the left header stamp is at
 least ``1 / teacher_rate_hz`` after its last run (stamps, not wall time, so a bag replayed at
@@ -39,15 +41,21 @@ from typing import Any
 
 import numpy as np
 
-from depth_kd_core.data.camera import CameraCalibration, check_calibrated, stereo_baseline
-from depth_kd_core.data.bags.messages import Types, copy_header, depth_msg, float_array_msg
 from depth_kd_core.data.bags.codec import stamp_ns
+from depth_kd_core.data.bags.messages import Types, copy_header, depth_msg, float_array_msg
+from depth_kd_core.data.camera import CameraCalibration, check_calibrated, stereo_baseline
 from depth_kd_core.errors import DepthKDError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator
 from depth_kd_core.metrics import MetricAccumulator
 from depth_kd_ros.conversions import bridged_msg_to_rgb8
-from depth_kd_ros.frame_stats import (DiagnosticSummary, FrameStats, Logger, ThrottledLog,
-                                      fault_kind, stamp_age_ms)
+from depth_kd_ros.frame_stats import (
+    DiagnosticSummary,
+    FrameStats,
+    Logger,
+    ThrottledLog,
+    fault_kind,
+    stamp_age_ms,
+)
 from depth_kd_ros.params import STEREO_PARAMS, validate_changes, validate_params
 from depth_kd_ros.stamp_sync import StampSync
 
@@ -63,9 +71,11 @@ def abs_error(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
 
 
 def teacher_depth_nan(depth: np.ndarray, max_depth: float) -> np.ndarray:
-    """Teacher depth (H, W) metres with NaN where invalid: <= 0, non-finite, or at/above the
-    teacher's own ``max_depth`` (> 0) — a value clamped there is a range limit, not a depth
-    (REP 117 forbids publishing it as one)."""
+    """Return teacher depth (H, W) metres with NaN where invalid.
+
+    Invalid: <= 0, non-finite, or at/above the teacher's own ``max_depth`` (> 0) — a value
+    clamped there is a range limit, not a depth (REP 117 forbids publishing it as one).
+    """
     bad = ~(depth > 0)
     if max_depth > 0:
         bad |= depth >= max_depth
@@ -126,8 +136,10 @@ class StereoCompareCore:
 
     @property
     def teacher_max_depth(self) -> float:
-        """SGBM's range limit in metres (its depth is unscaled camera depth); 0 for networks,
-        whose output is rescaled to the camera and has no fixed ceiling."""
+        """SGBM's range limit in metres (its depth is unscaled camera depth); 0 for networks.
+
+        A network's output is rescaled to the camera and has no fixed ceiling.
+        """
         if not getattr(self.teacher, "classical", False):
             return 0.0
         return float(getattr(self.teacher.cfg, "max_depth", 0.0) or 0.0)
@@ -140,8 +152,11 @@ class StereoCompareCore:
 
     def on_message(self, index: int, msg: Any, wanted: Collection[str] = OUTPUTS,
                    now_ns: int | None = None) -> dict[str, Any]:
-        """One message of topic ``index`` (0 left image, 1 right image, 2 left camera_info,
-        3 right camera_info); the outputs of the pair it completes (see :meth:`on_pair`)."""
+        """Take one message of topic ``index``; return the outputs of the pair it completes.
+
+        Topics: 0 left image, 1 right image, 2 left camera_info, 3 right camera_info; the
+        outputs are those of :meth:`on_pair`.
+        """
         try:
             matched = self.sync.add(index, stamp_ns(msg), msg)
         except Exception as exc:  # noqa: BLE001 - an unreadable header must not kill the node
@@ -219,8 +234,11 @@ class StereoCompareCore:
         return out, student.timings_ms["inference"] + teacher.timings_ms["inference"]
 
     def _score(self, student: np.ndarray, teacher: np.ndarray) -> None:
-        """Add one pair to the rolling metrics; pixels where either side is invalid are
-        excluded (ground truth 0 there, the metrics' invalid value)."""
+        """Add one pair to the rolling metrics.
+
+        Pixels where either side is invalid are excluded (ground truth 0 there, the metrics'
+        invalid value).
+        """
         both = np.isfinite(student) & np.isfinite(teacher)
         gt = np.where(both, teacher, 0.0)
         pred = np.where(both, student, 1.0)

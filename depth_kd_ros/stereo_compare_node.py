@@ -1,5 +1,4 @@
-"""``stereo_compare_node``: the distilled student beside its stereo teacher, online
-(rclpy wiring).
+"""``stereo_compare_node``: the distilled student beside its stereo teacher, online (rclpy wiring).
 
 Subscribes ``left/image_rect``, ``right/image_rect`` (or their ``/compressed`` topics by the
 ``image_transport`` parameter), ``left/camera_info`` and ``right/camera_info`` with
@@ -23,10 +22,22 @@ from std_msgs.msg import Float32MultiArray
 
 from depth_kd_ros.conversions import ros2_message_types
 from depth_kd_ros.params import STEREO_PARAMS
-from depth_kd_ros.ros_glue import (PUBLISHER_QOS, SENSOR_QOS, Diagnostics, declare_parameters,
-                                   forward_parameter_changes, spin, topic_label)
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
-                                              StereoCompareCore)
+from depth_kd_ros.ros_glue import (
+    PUBLISHER_QOS,
+    SENSOR_QOS,
+    Diagnostics,
+    declare_parameters,
+    forward_parameter_changes,
+    spin,
+    topic_label,
+)
+from depth_kd_ros.stereo_compare_core import (
+    ABS_ERROR,
+    METRICS,
+    STUDENT,
+    TEACHER,
+    StereoCompareCore,
+)
 
 OUTPUT_TYPES = {STUDENT: Image, TEACHER: Image, ABS_ERROR: Image, METRICS: Float32MultiArray}
 
@@ -56,8 +67,10 @@ class StereoCompareNode(Node):
         forward_parameter_changes(self, STEREO_PARAMS, self.core.set_params)
 
     def on_message(self, index: int, msg) -> None:
-        """Hand one message to the core's stamp pairing; publish what a completed pair gives
-        to somebody who listens."""
+        """Hand one message to the core's stamp pairing.
+
+        What a completed pair gives is published to somebody who listens.
+        """
         wanted = [name for name, pub in self.pubs.items() if pub.get_subscription_count() > 0]
         now_ns = self.get_clock().now().nanoseconds
         for name, out in self.core.on_message(index, msg, wanted, now_ns).items():

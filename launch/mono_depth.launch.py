@@ -44,8 +44,11 @@ def _share(*parts: str) -> PathJoinSubstitution:
 
 
 def _actions(context):
-    """Build the nodes once the launch arguments are known (the parameter file is validated
-    here, so a typo or an out-of-range value stops the launch with its name)."""
+    """Build the nodes once the launch arguments are known.
+
+    The parameter file is validated here, so a typo or an out-of-range value stops the launch
+    with its name.
+    """
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     ns = arg("namespace").strip("/")
     model = arg("model_path")

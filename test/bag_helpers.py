@@ -42,7 +42,7 @@ def rgb_image(ns: int, h: int, w: int, value: int = 100, **override) -> object:
 
 
 def write_bag(path: Path, messages: list[tuple[str, str, int, object]]) -> Path:
-    """A small mcap rosbag2 from (topic, msgtype, log time ns, message) tuples."""
+    """Write a small mcap rosbag2 from (topic, msgtype, log time ns, message) tuples."""
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {}
         for topic, msgtype, log_ns, msg in messages:
@@ -55,7 +55,7 @@ def write_bag(path: Path, messages: list[tuple[str, str, int, object]]) -> Path:
 
 def stereo_messages(n: int, h: int, w: int, *, right_h: int | None = None,
                     left_override: dict | None = None) -> list[tuple[str, str, int, object]]:
-    """n synchronised stereo frames of flat images with matching CameraInfo."""
+    """Make n synchronised stereo frames of flat images with matching CameraInfo."""
     out = []
     for k in range(n):
         ns = 10**18 + k * 100_000_000

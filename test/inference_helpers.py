@@ -10,6 +10,7 @@ import torch
 from depth_kd_core.checkpoint import save_checkpoint
 from depth_kd_core.config import to_dict
 from depth_kd_core.models import create_model
+
 from tiny import tiny
 
 NET_H, NET_W = 64, 192  # tiny training resolution (multiples of 32)

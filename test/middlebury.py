@@ -34,8 +34,11 @@ def read_pfm(path: str | Path) -> np.ndarray:
 
 @dataclass
 class MiddleburyPair:
-    """Rectified pair with ground truth. Images H x W x 3 uint8 RGB; disparity in pixels
-    (NaN = unknown); ``nonoccluded`` boolean; depth_mm = baseline_mm * f / (disp + doffs)."""
+    """Rectified pair with ground truth.
+
+    Images H x W x 3 uint8 RGB; disparity in pixels (NaN = unknown); ``nonoccluded`` boolean;
+    depth_mm = baseline_mm * f / (disp + doffs).
+    """
 
     left: np.ndarray
     right: np.ndarray

@@ -1,6 +1,7 @@
-"""Stubbed training steps of the five KD recipes (METHODS.md), shared by the recipe
-specification tests: each builds a recipe with tiny networks, replaces its networks by stubs
-returning fixed tensors, and runs one step on a fixed batch (see test_recipe_specs).
+"""Stubbed training steps of the five KD recipes (METHODS.md), shared by the specification tests.
+
+Each builds a recipe with tiny networks, replaces its networks by stubs returning fixed
+tensors, and runs one step on a fixed batch (see test_recipe_specs).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe, default_models
+
 from tiny import tiny
 
 B, H, W = 2, 16, 32
@@ -53,13 +55,12 @@ def rand(g: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def leaf(t: torch.Tensor) -> torch.Tensor:
-    """A student output the gradient is taken against."""
+    """Make a student output the gradient is taken against."""
     return t.detach().clone().requires_grad_()
 
 
 def build(name: str, **cfg) -> nn.Module:
-    """Recipe ``name`` with tiny networks (stubbed later) and its paper-default config but for
-    ``cfg``."""
+    """Build recipe ``name`` with tiny networks (stubbed later), paper defaults but for ``cfg``."""
     student, teacher = default_models(name)
     teacher_cfg = None if teacher is None else model_cfg(tiny(teacher))
     if name == "x_distill":
@@ -98,8 +99,11 @@ def dacnn_step(teacher_changed: bool = False, **cfg) -> Step:
 
 
 def adu_step(teacher_changed: bool = False, **cfg) -> Step:
-    """Student depth = 0.8 x the teacher's (so p_d = 0.8); 2 feature levels; adapters and
-    restoring blocks are identities, so L_umf compares the stubbed features directly."""
+    """Run one stubbed ADU step: student depth = 0.8 x the teacher's (so p_d = 0.8).
+
+    2 feature levels; adapters and restoring blocks are identities, so L_umf compares the
+    stubbed features directly.
+    """
     recipe, batch, g = build("adu_depth", **cfg), fixed_batch(), torch.Generator().manual_seed(3)
     base = torch.linspace(5.0, 15.0, W).expand(B, 1, H, W) + rand(g, B, 1, H, W)
     shapes = [(B, 4, H // 2, W // 2), (B, 8, H // 4, W // 4)]
@@ -172,9 +176,12 @@ SDFA_STAGE2 = 25  # 50 one-step epochs: self-distillation from epoch 25 (METHODS
 
 
 def sdfa_step(teacher_changed: bool = False, step: int = SDFA_STAGE2, **cfg) -> Step:
-    """Raw path (the "teacher"): the true 2 px disparity; distilled path: 2 / 1.2 px, i.e.
-    1.2x the raw depth. The changed teacher's raw depth is 1.5x (masks come from disparities
-    and stay the same), so the distilled depth now lies below its target instead of above."""
+    """Run one stubbed SDFA-Net step: the distilled depth is 1.2x the raw (teacher) depth.
+
+    Raw path (the "teacher"): the true 2 px disparity; distilled path: 2 / 1.2 px, i.e. 1.2x
+    the raw depth. The changed teacher's raw depth is 1.5x (masks come from disparities and stay
+    the same), so the distilled depth now lies below its target instead of above.
+    """
     recipe = build("sdfa_net", **cfg)
     recipe.set_schedule(50, 1)
     batch, g = fixed_batch(), torch.Generator().manual_seed(6)

@@ -1,6 +1,8 @@
-"""Shared pieces of the reliability corpus (test_reliability_runs, test_reliability_bags):
-the cheapest tiny training run, a monocular bag's messages, checkpoints of tiny models, and
-the one-line-error check of an in-process CLI call."""
+"""Shared pieces of the reliability corpus (test_reliability_runs, test_reliability_bags).
+
+The cheapest tiny training run, a monocular bag's messages, checkpoints of tiny models, and
+the one-line-error check of an in-process CLI call.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bag_helpers import TS, camera_info, rgb_image
 from depth_kd_core.checkpoint import save_checkpoint
 from depth_kd_core.config import to_dict
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.models.registry import create_model
+
+from bag_helpers import TS, camera_info, rgb_image
 from tiny import overrides, tiny
 
 MONO = ("/cam/image_raw", "/cam/camera_info", "/cam/depth")
@@ -43,7 +46,7 @@ def digest(path: Path) -> str:
 
 
 def dead_pid() -> int:
-    """A pid that no process has now."""
+    """Return a pid that no process has now."""
     pid = 4_000_000
     while True:
         try:
@@ -63,8 +66,10 @@ def model_checkpoint(path: Path, name: str) -> Path:
 
 def mono_messages(n: int, *, bad: tuple[int, ...] = (), fx: float = 30.0,
                   stamps: list[int] | None = None) -> list:
-    """n frames of a monocular camera with camera_info and 32FC1 depth; frames in ``bad``
-    have a truncated image buffer (an undecodable frame)."""
+    """Make n frames of a monocular camera with camera_info and 32FC1 depth.
+
+    Frames in ``bad`` have a truncated image buffer (an undecodable frame).
+    """
     out = []
     for k in range(n):
         log = 10**18 + k * 100_000_000

@@ -1,10 +1,13 @@
-"""What the real-rclpy node tests share: node processes started in a test namespace, an rclpy
-client that publishes frames and collects outputs, their fixtures, and message builders.
+"""What the real-rclpy node tests share: node processes, an rclpy client, fixtures, builders.
+
+Node processes started in a test namespace, an rclpy client that publishes frames and
+collects outputs, their fixtures, and message builders.
 
 Import after ``pytest.importorskip("rclpy")``: this module needs rclpy and the message
 packages. DDS stays on this host: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a test-only
 ROS_DOMAIN_ID (100-200) in the client and every node process, plus the package's Fast DDS
-profile (config/fastdds_large_images.xml: transports only)."""
+profile (config/fastdds_large_images.xml: transports only).
+"""
 
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
-from conftest import REPO_ROOT
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.bags.messages import camera_info_msg, image_msg, make_header
+from depth_kd_core.data.camera import CameraCalibration
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_ros.conversions import ros2_message_types
+
+from conftest import REPO_ROOT
 
 NS = "/depth_kd_test"
 DOMAIN_ID = str(random.Random(os.getpid()).randint(100, 200))
@@ -52,8 +56,11 @@ def _node_env() -> dict[str, str]:
 
 
 def _command(executable: str) -> list[str]:
-    """The node's console script beside this interpreter (an installed package), else the
-    module of this checkout."""
+    """Return the node's command: its console script beside this interpreter, else its module.
+
+    The console script is there when the package is installed; otherwise the module of this
+    checkout runs.
+    """
     script = Path(sys.executable).parent / executable
     if script.is_file():
         return [str(script)]
@@ -109,8 +116,10 @@ class Client:
 
     def exchange(self, publish: list[tuple[str, object]], want: dict[str, type],
                  stamp: tuple[int, int], proc: NodeProcess, timeout: float = START_S) -> dict:
-        """Publish ``publish`` until every topic in ``want`` carried a message stamped
-        ``stamp``; those messages."""
+        """Publish ``publish`` until every topic in ``want`` carried a message stamped ``stamp``.
+
+        Returns those messages.
+        """
         boxes = {t: self.listen(t, cls) for t, cls in want.items()}
         found: dict = {}
         end = time.monotonic() + timeout
@@ -130,8 +139,11 @@ class Client:
         return found
 
     def wait_for_publishers(self, topics: dict[str, type], proc: NodeProcess) -> None:
-        """Subscribe ``topics`` and wait until the node publishes each (outputs made once per
-        stamp, like the teacher's, are lost when the subscription is not matched yet)."""
+        """Subscribe ``topics`` and wait until the node publishes each.
+
+        Outputs made once per stamp, like the teacher's, are lost when the subscription is not
+        matched yet.
+        """
         for topic, cls in topics.items():
             self.listen(topic, cls)
         end = time.monotonic() + START_S
@@ -145,9 +157,11 @@ class Client:
         raise AssertionError(f"no publisher on {list(topics)}")
 
     def calibrate(self, publish, fx: float, proc: NodeProcess) -> None:
-        """Send frames with fresh stamps (``publish(stamp)`` -> [(topic, msg)]) until the node
-        answers with our camera_info's fx (camera_info and image are separate best-effort
-        topics: the first frames may arrive before the calibration)."""
+        """Send frames with fresh stamps until the node answers with our camera_info's fx.
+
+        ``publish(stamp)`` -> [(topic, msg)]. Camera_info and image are separate best-effort
+        topics: the first frames may arrive before the calibration.
+        """
         for k in range(30):
             stamp = (1_600_000_000 + k, 0)
             info = self.exchange(publish(stamp), {"depth/camera_info": CameraInfo}, stamp,
@@ -177,8 +191,10 @@ class Client:
 
 
 def rclpy_context():
-    """Generator for a module fixture: an rclpy context with this module's DDS settings, shut
-    down and the environment restored afterwards."""
+    """Yield an rclpy context with this module's DDS settings (for a module fixture).
+
+    The context is shut down and the environment restored afterwards.
+    """
     saved = {k: os.environ.get(k) for k in [*ENV, "ROS_LOCALHOST_ONLY"]}
     os.environ.update(ENV)  # read by rcl/Fast DDS when the context starts
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
@@ -194,7 +210,7 @@ def rclpy_context():
 
 
 def running_client(context):
-    """Generator for a module fixture: a :class:`Client`, destroyed afterwards."""
+    """Yield a :class:`Client`, destroyed afterwards (for a module fixture)."""
     c = Client(context)
     yield c
     c.executor.shutdown()
@@ -202,7 +218,7 @@ def running_client(context):
 
 
 def synthetic_frame() -> tuple[SyntheticWorld, dict]:
-    """The synthetic world at H x W and its first stereo frame."""
+    """Return the synthetic world at H x W and its first stereo frame."""
     w = SyntheticWorld(0, H, W)
     return w, w.sample(0)
 
@@ -212,14 +228,14 @@ def frame_header(stamp, frame_id: str):
 
 
 def frame_image(rgb: np.ndarray, stamp, frame_id: str = "cam_optical", **override) -> Image:
-    """An rgb8 Image of ``rgb``; ``override`` replaces fields (to break the message)."""
+    """Make an rgb8 Image of ``rgb``; ``override`` replaces fields (to break the message)."""
     fields = {**mc.image_fields(rgb, "rgb8"), **override}
     return image_msg(TYPES, frame_header(stamp, frame_id), fields)
 
 
 def frame_info(K: np.ndarray, stamp, frame_id: str = "cam_optical", tx: float = 0.0,
                size: tuple[int, int] = (H, W)) -> CameraInfo:
-    """A rectified CameraInfo with intrinsics K and P[0, 3] = tx (REP 104)."""
+    """Make a rectified CameraInfo with intrinsics K and P[0, 3] = tx (REP 104)."""
     calib = CameraCalibration(size[1], size[0], "plumb_bob", np.zeros(5), K, np.eye(3),
                               np.hstack([K, [[tx], [0.0], [0.0]]]))
     return camera_info_msg(TYPES, frame_header(stamp, frame_id), calib)

@@ -1,16 +1,19 @@
-"""Bad bags get a BagError/ImageError (both DepthKDError) that names the file, topic or field;
-a truncated or corrupt bag keeps the frames before the damage where its format allows."""
+"""Bad bags get a BagError/ImageError (both DepthKDError) that names the file, topic or field.
+
+A truncated or corrupt bag keeps the frames before the damage where its format allows.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from bag_helpers import STEREO, camera_info, stereo_messages, write_bag
 
 from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import BagError, DataError, DepthKDError, ImageError
+
+from bag_helpers import STEREO, camera_info, stereo_messages, write_bag
 
 
 @pytest.fixture(scope="module")

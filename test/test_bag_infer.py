@@ -1,7 +1,10 @@
-"""bag_infer end to end: synthetic rosbag2 (mcap, sqlite3, compressed) and ROS 1 bags and the real
-ROS 1 camera bag in, a playable mcap rosbag2 out with one depth/camera_info/uncertainty/
-colorized message per frame carrying the frame's stamp, values equal to the estimator's,
-atomic output, and errors that name topic, frame and stamp."""
+"""bag_infer end to end: synthetic and real bags in, a playable mcap rosbag2 out.
+
+Synthetic rosbag2 (mcap, sqlite3, compressed) and ROS 1 bags and the real ROS 1 camera bag in,
+a playable mcap rosbag2 out with one depth/camera_info/uncertainty/colorized message per frame
+carrying the frame's stamp, values equal to the estimator's, atomic output, and errors that
+name topic, frame and stamp.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +16,16 @@ import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from bag_helpers import camera_info, rgb_image, write_bag
-from conftest import realdata_path
 from depth_kd_core.bag_infer import infer_bag, main
 from depth_kd_core.data.bags import codec as mc
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.bags.writer import BagTopics
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import BagError, OutputError
 from depth_kd_core.inference import DepthEstimator
+
+from bag_helpers import camera_info, rgb_image, write_bag
+from conftest import realdata_path
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from depth_kd_core.data.camera import (CameraCalibration, Rectifier, distort_to_raw,
-                                       needs_rectification, stereo_baseline)
+from depth_kd_core.data.camera import (
+    CameraCalibration,
+    Rectifier,
+    distort_to_raw,
+    needs_rectification,
+    stereo_baseline,
+)
 from depth_kd_core.errors import DataError
 
 K = np.array([[400.0, 0, 319.5], [0, 400.0, 239.5], [0, 0, 1]])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO_ROOT
 from depth_kd_core.recipes.registry import list_recipes
 from depth_kd_core.training.config import load_train_config
+
+from conftest import REPO_ROOT
 
 CONFIG = REPO_ROOT / "config"
 TRAINING_CONFIGS = sorted(p for p in CONFIG.glob("*.yaml")

@@ -1,8 +1,11 @@
-"""depth_kd_ros.conversions: every listed encoding decodes to the right values honouring step and
-byte order, malformed messages raise a DepthKDError naming the field, outgoing messages
-(``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for rosbags
-classes and carry array.array sequences for rclpy classes, and cv_bridge (where installed)
-gives the same arrays as the numpy path."""
+"""depth_kd_ros.conversions: decoding, malformed messages, outgoing messages and cv_bridge.
+
+Every listed encoding decodes to the right values honouring step and byte order, malformed
+messages raise a DepthKDError naming the field, outgoing messages
+(``depth_kd_core.data.bags.messages``, what the nodes publish) are valid ROS 2 messages for
+rosbags classes and carry array.array sequences for rclpy classes, and cv_bridge (where
+installed) gives the same arrays as the numpy path.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +15,28 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from bag_helpers import TS, header, image
 from depth_kd_core.data.bags import codec as mc
+from depth_kd_core.data.bags.messages import (
+    FLOAT_ARRAY,
+    IMAGE,
+    camera_info_msg,
+    copy_header,
+    depth_msg,
+    float_array_msg,
+    make_header,
+)
 from depth_kd_core.data.camera import CameraCalibration
-from depth_kd_core.data.bags.messages import (FLOAT_ARRAY, IMAGE, camera_info_msg, copy_header,
-                                              depth_msg, float_array_msg, make_header)
 from depth_kd_core.errors import DepthKDError, ImageError
 from depth_kd_ros import conversions
-from depth_kd_ros.conversions import (bridged_image_to_array, bridged_msg_to_depth_m,
-                                      bridged_msg_to_rgb8, cv_bridge_available,
-                                      ros2_message_types)
+from depth_kd_ros.conversions import (
+    bridged_image_to_array,
+    bridged_msg_to_depth_m,
+    bridged_msg_to_rgb8,
+    cv_bridge_available,
+    ros2_message_types,
+)
+
+from bag_helpers import TS, header, image
 
 ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "bayer_rggb8", "bayer_bggr8",
              "bayer_gbrg8", "bayer_grbg8", "bayer_rggb16", "16UC1", "32FC1")

@@ -11,8 +11,9 @@ import importlib.util
 import pytest
 import torch
 
-from conftest import requires_cuda
 from depth_kd_core.kernels import correlation1d
+
+from conftest import requires_cuda
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
                                   reason="triton is not installed")

@@ -16,9 +16,9 @@ from depth_kd_core.config import build_dataclass
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.datasets import CachedDataset, build_datasets
 from depth_kd_core.data.schema import check_item
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
 from depth_kd_core.data.synthetic.recording import write_synthetic_bag, write_synthetic_kitti
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import DataError
 
 H, W = 32, 96

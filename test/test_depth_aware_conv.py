@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from depth_kd_core.kernels import depth_aware_conv as dac
 from depth_kd_core.kernels import depth_aware_conv2d
+
 from conftest import requires_cuda
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,

@@ -21,8 +21,14 @@ from depth_kd_core.export import export, main
 from depth_kd_core.export_check import FP32_TOLERANCE, check_parity, parity_images
 from depth_kd_core.exported import META_KEY, load_exported, read_metadata
 from depth_kd_core.inference import DepthEstimator
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, \
-    torch_single_thread  # noqa: F401 - module fixture
+
+from inference_helpers import (
+    NET_H,
+    NET_W,
+    TRAIN_FOCAL_PX,
+    tiny_checkpoint,
+    torch_single_thread,  # noqa: F401 - module fixture
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -172,9 +178,10 @@ def test_cli_check_prints_parity_figures_and_errors_are_one_line(exported, capsy
 
 
 def test_node_core_runs_an_onnx_file_as_it_runs_the_checkpoint(exported):
-    from bag_helpers import TS, image
     from depth_kd_core.data.bags import codec as mc
     from depth_kd_ros.mono_depth_core import DEPTH, UNCERTAINTY, MonoDepthCore
+
+    from bag_helpers import TS, image
 
     ckpt, path = exported("tiekd_student")
     rgb = np.random.default_rng(0).integers(0, 256, (2 * NET_H, 2 * NET_W, 3), dtype=np.uint8)

@@ -13,16 +13,24 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import requires_cuda
 from depth_kd_core import visualize
 from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.depth_maps import resize_depth_nan, resize_valid
+from depth_kd_core.errors import CheckpointError, ConfigError, DepthKDError, ImageError
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator, estimator_for_model
-from depth_kd_core.runtime import select_device
 from depth_kd_core.models import create_model
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, save_model, tiny_checkpoint, \
-    tiny_model, torch_single_thread  # noqa: F401 - module fixture
+from depth_kd_core.runtime import select_device
+
+from conftest import requires_cuda
+from inference_helpers import (
+    NET_H,
+    NET_W,
+    TRAIN_FOCAL_PX,
+    save_model,
+    tiny_checkpoint,
+    tiny_model,
+    torch_single_thread,  # noqa: F401 - module fixture
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -211,9 +219,11 @@ def test_sgbm_teacher_metric_depth_with_nan_where_unmatched(stereo_frame):
 
 
 def test_a_model_declared_classical_runs_as_sgbm_does(tmp_path, stereo_frame):
-    """SGBM registered under another name (test_classical_matcher, tiny.py): the estimator
-    reads ``cfg.classical``, not the name, so it runs at the camera's size, unscaled, and
-    needs K and a baseline, whether built in memory or loaded from a checkpoint."""
+    """SGBM registered under another name (test_classical_matcher, tiny.py) runs as SGBM does.
+
+    The estimator reads ``cfg.classical``, not the name, so it runs at the camera's size,
+    unscaled, and needs K and a baseline, whether built in memory or loaded from a checkpoint.
+    """
     frame, K, baseline = stereo_frame
     raw = dict(num_disparities=64, fill="none", pad_border=False, input_height=64,
                input_width=64)  # an input size unlike the camera's 96 x 320

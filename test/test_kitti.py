@@ -1,21 +1,25 @@
-"""KITTI: real calibration parses to the known rig, velodyne ground truth lands exactly where
-the LiDAR sampled the synthetic world (closest point wins, Monodepth2's sub2ind quirk kept),
-16-bit PNG depth is value/256, and the raw dataset yields geometry-consistent items."""
+"""KITTI: calibration, velodyne ground truth, annotated PNG depth and the raw dataset.
+
+Real calibration parses to the known rig, velodyne ground truth lands exactly where the LiDAR
+sampled the synthetic world (closest point wins, Monodepth2's sub2ind quirk kept), 16-bit PNG
+depth is value/256, and the raw dataset yields geometry-consistent items.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import realdata_path
 from torch.utils.data import default_collate
 
 from depth_kd_core.data import kitti
-from depth_kd_core.data.schema import check_item
-from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.data.camera import warp_depth_to_right
+from depth_kd_core.data.schema import check_item
 from depth_kd_core.data.synthetic.recording import depth_to_velodyne, write_synthetic_kitti
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.errors import DataError
+
+from conftest import realdata_path
 
 H, W = 48, 160
 

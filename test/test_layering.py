@@ -62,8 +62,11 @@ MODULES = module_files()
 
 
 def imported_names(name: str, path: Path) -> set[str]:
-    """Absolute dotted names ``name`` imports: a module, or ``package.attribute`` resolved to
-    the submodule when one exists and to the package otherwise."""
+    """Return the absolute dotted names ``name`` imports.
+
+    A module, or ``package.attribute`` resolved to the submodule when one exists and to the
+    package otherwise.
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -113,7 +116,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def offending(module_prefix: str, forbidden: tuple[str, ...]) -> list[str]:
-    """``module: import`` for each import of a forbidden prefix by a module under the prefix."""
+    """List ``module: import`` for each import of a forbidden prefix by a module under it."""
     hits = []
     for name, deps in IMPORTS.items():
         if name == module_prefix or name.startswith(module_prefix + "."):
@@ -178,8 +181,10 @@ def _source(name: str) -> str | None:
 
 
 def source_crossings(imports: dict[str, set[str]]) -> list[str]:
-    """``module: import`` for each import by a data source of another source or the factory,
-    other than the ``SOURCE_CROSSINGS`` it is allowed."""
+    """List ``module: import`` for each import by a data source of another source or the factory.
+
+    Imports in the ``SOURCE_CROSSINGS`` a source is allowed are not listed.
+    """
     hits = []
     for name, deps in imports.items():
         own = _source(name)
@@ -223,9 +228,11 @@ def camera_names() -> set[str]:
 
 
 def camera_helpers_from_transforms(source: str, names: set[str]) -> list[str]:
-    """Camera helpers ``source`` takes from the augmentation module: imported from it, or read
-    as attributes of it (``T.scale_intrinsics`` after ``from depth_kd_core.data import
-    transforms as T``)."""
+    """Return the camera helpers ``source`` takes from the augmentation module.
+
+    Imported from it, or read as attributes of it (``T.scale_intrinsics`` after
+    ``from depth_kd_core.data import transforms as T``).
+    """
     tree = ast.parse(source)
     modules, hits = {TRANSFORMS}, []
     for node in ast.walk(tree):
@@ -255,8 +262,11 @@ def test_camera_helpers_come_from_the_camera_module_only():
 
 
 def name_checks(source: str) -> list[str]:
-    """``<expr>.cfg.name`` compared with a string literal (==, !=, in): a model or recipe
-    special-cased by its registry name instead of a capability declared on its config."""
+    """Find ``<expr>.cfg.name`` compared with a string literal (==, !=, in).
+
+    Such a comparison special-cases a model or recipe by its registry name instead of a
+    capability declared on its config.
+    """
     def is_cfg_name(node: ast.AST) -> bool:
         return isinstance(node, ast.Attribute) and node.attr == "name" and \
             isinstance(node.value, ast.Attribute) and node.value.attr == "cfg"
@@ -283,8 +293,10 @@ def test_finds_a_name_check_when_there_is_one():
 
 
 def test_no_model_is_special_cased_by_name_outside_models():
-    """Callers ask a model's declared capabilities (``ModelCfg.classical``, ``batch_keys``,
-    ``has_sigma``, ``stereo_input``), never compare its name with a string."""
+    """Callers ask a model's declared capabilities, never compare its name with a string.
+
+    The capabilities: ``ModelCfg.classical``, ``batch_keys``, ``has_sigma``, ``stereo_input``.
+    """
     hits = [f"{name} {hit}" for name, path in MODULES.items()
             if not name.startswith("depth_kd_core.models")
             for hit in name_checks(path.read_text())]

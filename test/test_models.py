@@ -1,5 +1,7 @@
-"""Every registered model, through its tiny test_ variant: forward on CPU, declared outputs and
-units, gradients, freezing."""
+"""Every registered model, through its tiny test_ variant.
+
+Forward on CPU, declared outputs and units, gradients, freezing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import realdata_path
-from tiny import PREFIX, PRODUCTION, TEST_MODELS
 from depth_kd_core.data.semantics import GROUP_OF_TRAINID, XDISTILL_GROUPS, regroup_labels
 from depth_kd_core.models import create_model
 from depth_kd_core.models.base import DepthModel, freeze
 from depth_kd_core.models.encoders import ENCODERS, Encoder
 from depth_kd_core.models.sdfa import SdfaNet
+
+from conftest import realdata_path
+from tiny import PREFIX, PRODUCTION, TEST_MODELS
 
 H, W, B = 64, 192, 2
 K = torch.tensor([[0.58 * W, 0, W / 2], [0, 0.58 * W, H / 2], [0, 0, 1.0]]).expand(B, 3, 3)

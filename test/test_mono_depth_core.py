@@ -1,7 +1,10 @@
-"""mono_depth_node's callback logic through its ROS-free core, with real ROS 2 message classes
-from rosbags: copied header, 32FC1 metres with the right step, NaN for invalid pixels,
-camera_info with the same stamp and K scaled, sigma in metres, sigma masking, bad frames
-logged and dropped while the next good frame is still processed, diagnostics, parameters."""
+"""mono_depth_node's callback logic through its ROS-free core, with real ROS 2 message classes.
+
+The message classes come from rosbags. Checked: copied header, 32FC1 metres with the right
+step, NaN for invalid pixels, camera_info with the same stamp and K scaled, sigma in metres,
+sigma masking, bad frames logged and dropped while the next good frame is still processed,
+diagnostics, parameters.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,28 @@ import numpy as np
 import pytest
 import torch
 
-from bag_helpers import TS, camera_info, header, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.frame_stats import OK, WARN
-from depth_kd_ros.mono_depth_core import (COLORIZED, DEPTH, DEPTH_INFO, OUTPUTS, UNCERTAINTY,
-                                          MonoDepthCore)
-from inference_helpers import NET_H, NET_W, TRAIN_FOCAL_PX, tiny_checkpoint, tiny_model, \
-    torch_single_thread  # noqa: F401 - module fixture
+from depth_kd_ros.mono_depth_core import (
+    COLORIZED,
+    DEPTH,
+    DEPTH_INFO,
+    OUTPUTS,
+    UNCERTAINTY,
+    MonoDepthCore,
+)
+
+from bag_helpers import TS, camera_info, header, image
+from inference_helpers import (
+    NET_H,
+    NET_W,
+    TRAIN_FOCAL_PX,
+    tiny_checkpoint,
+    tiny_model,
+    torch_single_thread,  # noqa: F401 - module fixture
+)
 from node_helpers import FakeClock
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -56,7 +72,7 @@ def _info(fx: float = 4 * TRAIN_FOCAL_PX) -> object:
 
 
 def _cdr(msg: object) -> object:
-    """What a subscriber receives: the message serialised and parsed (fails if malformed)."""
+    """Return what a subscriber gets: the message serialised and parsed (fails if malformed)."""
     return TS.deserialize_cdr(TS.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__)
 
 

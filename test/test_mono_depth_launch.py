@@ -1,6 +1,8 @@
-"""launch_testing: ``mono_depth.launch.py`` brings up a node that turns a published camera image
-into 32FC1 depth with the image's header (needs ROS 2 with launch_testing and this package
-built with colcon and sourced; skipped otherwise)."""
+"""launch_testing: ``mono_depth.launch.py`` brings up a node that turns images into depth.
+
+A published camera image becomes 32FC1 depth with the image's header (needs ROS 2 with
+launch_testing and this package built with colcon and sourced; skipped otherwise).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
 from depth_kd_core.data.bags.messages import image_msg, make_header  # noqa: E402
 from depth_kd_ros.conversions import ros2_message_types  # noqa: E402
+
 from inference_helpers import tiny_checkpoint  # noqa: E402
 
 IMAGE_TOPIC = "/launch_test_cam/image_raw"

@@ -1,6 +1,9 @@
-"""Image codec: every encoding round-trips bit-exactly (with row padding and big-endian samples),
-colour conversions put the right values in the right channels, compressed images decode to
-their source, and every malformed message is refused naming the field."""
+"""Image codec: round trips, colour conversions, compressed images and malformed messages.
+
+Every encoding round-trips bit-exactly (with row padding and big-endian samples), colour
+conversions put the right values in the right channels, compressed images decode to their
+source, and every malformed message is refused naming the field.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def _random(encoding: str, h: int = 6, w: int = 8) -> np.ndarray:
 
 
 def _cdr_roundtrip(msg: object, msgtype: str) -> object:
-    """What a subscriber or bag reader gets: the message serialised and parsed back."""
+    """Return what a subscriber or bag reader gets: the message serialised and parsed back."""
     return TS.deserialize_cdr(TS.serialize_cdr(msg, msgtype), msgtype)
 
 

@@ -1,7 +1,9 @@
-"""The node's per-frame work done once and vectorised gives the same values as the plain
-reference: the BGR colouriser equals visualize.colorize_depth's colours, the one-pass resize of
-an all-valid prediction equals the normalised (invalid-aware) resize, and the one-copy message
-builders carry exactly the array."""
+"""The node's per-frame work done once and vectorised gives the same values as the reference.
+
+The BGR colouriser equals visualize.colorize_depth's colours, the one-pass resize of an
+all-valid prediction equals the normalised (invalid-aware) resize, and the one-copy message
+builders carry exactly the array.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bag_helpers import TS
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.bags.messages import bgr8_msg, depth_msg, make_header
 from depth_kd_core.depth_maps import MIN_WEIGHT, all_positive_finite, resize_valid
 from depth_kd_core.visualize import colorize_depth as colorize_depth_rgb
 from depth_kd_ros.conversions import ros2_message_types
+
+from bag_helpers import TS
 
 
 @pytest.mark.parametrize("colormap", ["turbo", "viridis", "bone"])
@@ -24,8 +27,10 @@ def test_bgr_colouriser_equals_the_reference_colours(colormap):
     depth = rng.uniform(0.2, 150.0, (37, 53)).astype(np.float32)
     depth[0, :5] = [np.nan, 0.0, -1.0, np.inf, 1e-30]
     expected = colorize_depth_rgb(depth, 1.0, 80.0, colormap)[..., ::-1]
-    np.testing.assert_array_equal(colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr"), expected)
-    assert (colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr")[0, :4] == 0).all()  # invalid: black
+    np.testing.assert_array_equal(colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr"),
+                                  expected)
+    # invalid: black
+    assert (colorize_depth_rgb(depth, 1.0, 80.0, colormap, channels="bgr")[0, :4] == 0).all()
 
 
 @pytest.mark.parametrize("size", [(50, 70), (12, 17)])
@@ -47,7 +52,7 @@ def test_one_pass_resize_of_valid_values_equals_the_normalised_resize(size):
 
 
 def _message_types() -> list:
-    """rosbags classes, and rclpy's when rclpy is installed."""
+    """Return the rosbags message classes, and rclpy's when rclpy is installed."""
     try:
         return [TS.types, ros2_message_types()]
     except ImportError:

@@ -1,7 +1,9 @@
-"""The node parameter tables and their one validation (``depth_kd_ros.params``): every kind of
-bad value is refused with one line naming the parameter, the cross-parameter rules hold at
-start-up, at launch and on run-time changes, both node cores validate through it (the same
-messages), and only the rclpy glue and the node files import rclpy."""
+"""The node parameter tables and their one validation (``depth_kd_ros.params``).
+
+Every kind of bad value is refused with one line naming the parameter, the cross-parameter
+rules hold at start-up, at launch and on run-time changes, both node cores validate through it
+(the same messages), and only the rclpy glue and the node files import rclpy.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +13,22 @@ import types
 
 import pytest
 
-from bag_helpers import TS
-from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.mono_depth_core import MonoDepthCore
-from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, LessThan, NodeParams, ParamSpec,
-                                 load_node_parameters, validate_changes, validate_params)
+from depth_kd_ros.params import (
+    MONO_PARAMS,
+    STEREO_PARAMS,
+    LessThan,
+    NodeParams,
+    ParamSpec,
+    load_node_parameters,
+    validate_changes,
+    validate_params,
+)
 from depth_kd_ros.stereo_compare_core import StereoCompareCore
+
+from bag_helpers import TS
+from conftest import REPO_ROOT
 
 LOG = logging.getLogger("node_params_test")
 TABLES = [MONO_PARAMS, STEREO_PARAMS]
@@ -161,8 +172,10 @@ def test_both_cores_validate_with_the_shared_function_and_its_messages(table, ma
 
 
 def _imports(path) -> set[str]:
-    """What ``path`` imports, function-local imports included: top-level packages, and
-    depth_kd_ros modules by their full name."""
+    """Return what ``path`` imports, function-local imports included.
+
+    Top-level packages, and depth_kd_ros modules by their full name.
+    """
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

@@ -1,8 +1,11 @@
-"""The node cores under what real cameras send: an uncalibrated camera_info (K all zero) is not
-republished as intrinsics, an unstamped frame is processed but kept out of the stamp age,
-stereo topics are paired by stamp, SGBM's "no depth" and range-limit pixels are NaN and
-unscored, the CPU thread count is set, and a long run of mixed good and bad frames leaves the
-memory flat and the log short (a broken 30 Hz camera must not cost ~1 GB a day)."""
+"""The node cores under what real cameras send.
+
+An uncalibrated camera_info (K all zero) is not republished as intrinsics, an unstamped frame is
+processed but kept out of the stamp age, stereo topics are paired by stamp, SGBM's "no depth" and
+range-limit pixels are NaN and unscored, the CPU thread count is set, and a long run of mixed good
+and bad frames leaves the memory flat and the log short (a broken 30 Hz camera must not cost ~1 GB
+a day).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from bag_helpers import TS, camera_info, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.inference import DepthEstimator, DepthPrediction, StereoDepthEstimator
@@ -23,8 +25,15 @@ from depth_kd_ros.frame_stats import LOG_REPEAT_S
 from depth_kd_ros.mono_depth_core import DEPTH, DEPTH_INFO, MonoDepthCore
 from depth_kd_ros.params import MONO_PARAMS, load_node_parameters
 from depth_kd_ros.stamp_sync import StampSync
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, STUDENT, TEACHER,
-                                              StereoCompareCore)
+from depth_kd_ros.stereo_compare_core import (
+    ABS_ERROR,
+    METRICS,
+    STUDENT,
+    TEACHER,
+    StereoCompareCore,
+)
+
+from bag_helpers import TS, camera_info, image
 from inference_helpers import TRAIN_FOCAL_PX, tiny_model, torch_single_thread  # noqa: F401
 from node_helpers import FakeClock, StubLogger
 

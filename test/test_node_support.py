@@ -1,13 +1,24 @@
-"""Frame statistics and log throttling of the node cores: rates and latencies by hand, drops
-age out of the warning, repeated lines are throttled, and every severity has its own call site
-(rclpy's logger raises when one call site changes severity)."""
+"""Frame statistics and log throttling of the node cores.
+
+Rates and latencies by hand, drops age out of the warning, repeated lines are throttled, and
+every severity has its own call site (rclpy's logger raises when one call site changes
+severity).
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from depth_kd_ros.frame_stats import (LOG_REPEAT_S, MAX_LOG_KEYS, OK, WARN, FrameStats,
-                                      ThrottledLog, fault_kind)
+from depth_kd_ros.frame_stats import (
+    LOG_REPEAT_S,
+    MAX_LOG_KEYS,
+    OK,
+    WARN,
+    FrameStats,
+    ThrottledLog,
+    fault_kind,
+)
+
 from node_helpers import FakeClock, StubLogger
 
 

@@ -1,10 +1,12 @@
-"""The thin rclpy node classes run against small stand-ins of the ROS 2 Python modules, so that
-the wiring is checked in-process and quickly. This checks OUR wiring only — subscriptions with
+"""The thin rclpy node classes, run against small stand-ins of the ROS 2 Python modules.
+
+The wiring is thus checked in-process and quickly. This checks OUR wiring only — subscriptions with
 depth-1 best-effort QoS on the right topics and types, reliable publishers, every parameter
-declared with a descriptor, inference skipped without subscribers, outputs published where
-somebody listens, diagnostics filled, the four stereo topics fed to the core's stamp pairing.
-Behaviour against real rclpy (the PyPI wheels, ``.[ros-pip]``) is tested with the nodes as
-their own processes in test_ros_nodes.py."""
+declared with a descriptor, inference skipped without subscribers, outputs published where somebody
+listens, diagnostics filled, the four stereo topics fed to the core's stamp pairing. Behaviour
+against real rclpy (the PyPI wheels, ``.[ros-pip]``) is tested with the nodes as their own
+processes in test_ros_mono_node.py and test_ros_stereo_node.py.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bag_helpers import TS, camera_info, image
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_ros.params import MONO_PARAMS, STEREO_PARAMS
+
+from bag_helpers import TS, camera_info, image
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

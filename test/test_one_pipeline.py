@@ -14,13 +14,14 @@ import torch
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from conftest import realdata_path
 from depth_kd_core.bag_infer import infer_bag
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.bags.datasets import MonoBagDataset
 from depth_kd_core.evaluate import Predictor
 from depth_kd_core.inference import DepthEstimator
 from depth_kd_ros.mono_depth_core import MonoDepthCore
+
+from conftest import realdata_path
 from inference_helpers import tiny_checkpoint, tiny_model, torch_single_thread  # noqa: F401
 from node_helpers import StubLogger
 

@@ -71,8 +71,11 @@ def test_core_never_imports_ros():
 
 
 def test_setup_ships_every_folder_of_python_modules():
-    """find_packages skips a folder without ``__init__.py`` silently: every folder holding
-    modules (data/bags, data/synthetic …) must be a package that setup.py's include finds."""
+    """Every folder of Python modules is a package that setup.py's include finds.
+
+    find_packages skips a folder without ``__init__.py`` silently: every folder holding
+    modules (data/bags, data/synthetic …) must be a package.
+    """
     from setuptools import find_packages
 
     setup_text = (REPO_ROOT / "setup.py").read_text()

@@ -1,7 +1,9 @@
-"""What every KD recipe promises: the student's gradient depends on what the teacher says,
-zeroing a KD weight in the config (the no-KD ablation) removes exactly that weighted term, and
-the batch keys a recipe asks the data for follow its teachers' declared inputs. Networks are
-stubs (recipe_steps)."""
+"""What every KD recipe promises.
+
+The student's gradient depends on what the teacher says, zeroing a KD weight in the config (the
+no-KD ablation) removes exactly that weighted term, and the batch keys a recipe asks the data for
+follow its teachers' declared inputs. Networks are stubs (recipe_steps).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from torch.testing import assert_close
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.registry import create_recipe
+
 from inference_helpers import torch_single_thread  # noqa: F401 - module fixture
 from recipe_steps import STEPS, grads
 
@@ -20,8 +23,11 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 @pytest.mark.parametrize("recipe", list(STEPS))
 def test_student_gradient_depends_on_the_teacher(recipe):
-    """The same student, taught by a teacher that says something else, is pushed elsewhere:
-    through every KD channel (DACNN: depth and each guidance map; ADU: depth and features)."""
+    """The same student, taught by a teacher that says something else, is pushed elsewhere.
+
+    This holds through every KD channel (DACNN: depth and each guidance map; ADU: depth and
+    features).
+    """
     before, after = grads(STEPS[recipe]()), grads(STEPS[recipe](teacher_changed=True))
     for name in before:
         assert not torch.allclose(before[name], after[name]), f"{recipe}: {name}"
@@ -42,7 +48,9 @@ KD_WEIGHTS = [  # recipe, config field, scalar of its term, the paper's weight
 @pytest.mark.parametrize("recipe,field,term,weight", KD_WEIGHTS)
 def test_zeroing_a_kd_weight_removes_exactly_weight_times_its_term(recipe, field, term, weight):
     """The no-KD ablation by config is the paper's loss less w x term, a term > 0.
-    (TIE-KD is all distillation: its alpha moves weight between two KD terms.)"""
+
+    (TIE-KD is all distillation: its alpha moves weight between two KD terms.)
+    """
     full, ablated = STEPS[recipe](), STEPS[recipe](**{field: 0.0})
     assert full.out[term] > 0
     expected = full.out["loss"] - weight * full.out[term]
@@ -50,8 +58,11 @@ def test_zeroing_a_kd_weight_removes_exactly_weight_times_its_term(recipe, field
 
 
 def test_batch_needs_follow_the_teachers_declared_inputs():
-    """A stereo teacher adds "right", a teacher's declared batch_keys add themselves (the
-    precomputed teacher's "teacher_depth"): read from its config, whatever its name."""
+    """A recipe's batch keys follow its teachers' declared inputs, whatever a teacher's name.
+
+    A stereo teacher adds "right", a teacher's declared batch_keys add themselves (the
+    precomputed teacher's "teacher_depth"): read from its config.
+    """
     student = model_cfg("test_tiekd_student")
     precomputed = create_recipe("tie_kd", model=student,
                                 teacher=model_cfg("test_precomputed_teacher"))

@@ -1,5 +1,7 @@
-"""Specifications of the five KD recipes (METHODS.md): one training step returns the paper's
-weighted sum of its terms, and the student's gradient depends on what the teacher says.
+"""Specifications of the five KD recipes (METHODS.md).
+
+One training step returns the paper's weighted sum of its terms, and the student's gradient
+depends on what the teacher says.
 
 Networks are replaced by stubs returning fixed tensors, so each expected total is rebuilt here
 from the loss functions and the paper's weights, written as literals. A recipe whose KD terms
@@ -22,17 +24,36 @@ from depth_kd_core.losses.adu import focal_depth_loss, umf_loss, umr_loss
 from depth_kd_core.losses.dacnn import guidance_kl
 from depth_kd_core.losses.depth import l1_loss, silog_loss
 from depth_kd_core.losses.photometric import photometric_error, reconstruction_loss
-from depth_kd_core.losses.sdfa import edge_mask, photometric_mask, self_distillation_loss, \
-    visible_mask
+from depth_kd_core.losses.sdfa import (
+    edge_mask,
+    photometric_mask,
+    self_distillation_loss,
+    visible_mask,
+)
 from depth_kd_core.losses.smoothness import edge_aware_smoothness, sdfa_smoothness
 from depth_kd_core.losses.tiekd import depth_ssim_loss, dpm_kl, teacher_dpm
 from depth_kd_core.losses.xdistill import d2s_loss
 from depth_kd_core.models.registry import model_cfg
 from depth_kd_core.recipes.selfsup import video_warp_loss
+
 from inference_helpers import torch_single_thread  # noqa: F401 - module fixture
-from recipe_steps import (B, D2S_B, D2S_W, H, SDFA_STAGE2, W, PoseStub, adu_step, build,
-                          dacnn_step, sdfa_step, teacher_ids, tiekd_centres, tiekd_step,
-                          x_distill_step)
+from recipe_steps import (
+    D2S_B,
+    D2S_W,
+    SDFA_STAGE2,
+    B,
+    H,
+    PoseStub,
+    W,
+    adu_step,
+    build,
+    dacnn_step,
+    sdfa_step,
+    teacher_ids,
+    tiekd_centres,
+    tiekd_step,
+    x_distill_step,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -128,8 +149,10 @@ def test_tie_kd_loss_is_10_times_0p1_kl_plus_0p9_one_minus_ssim():
 
 
 def test_tie_kd_confidence_weighting_weights_each_pixels_kl_by_the_teachers_confidence():
-    """recipe.confidence_weight (project option, off in the paper): the KL term becomes the
-    confidence-weighted mean KL; the SSIM term is unchanged."""
+    """recipe.confidence_weight (project option, off in the paper) weights the KL by confidence.
+
+    The KL term becomes the confidence-weighted mean KL; the SSIM term is unchanged.
+    """
     plain = tiekd_step()
     conf = torch.linspace(0.0, 1.0, W).expand(B, 1, H, W).clone()
     conf[0, :, : H // 2] = 0.1  # a less certain region, as the dense teacher's filled holes

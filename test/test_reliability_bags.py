@@ -1,7 +1,9 @@
-"""Reliability corpus (issue 19), bag side: damaged, uncalibrated or duplicate-stamped bags,
-bad frames in DataLoader workers, corrupt index caches, and bag-to-bag outputs (OUT holding
-IN, non-bag OUT, failed runs); each handled without a traceback, without silently dropping
-data, and without losing what is already written. Every case is generated here (tiny bags).
+"""Reliability corpus (issue 19), bag side.
+
+Damaged, uncalibrated or duplicate-stamped bags, bad frames in DataLoader workers, corrupt
+index caches, and bag-to-bag outputs (OUT holding IN, non-bag OUT, failed runs); each handled
+without a traceback, without silently dropping data, and without losing what is already
+written. Every case is generated here (tiny bags).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bag_helpers import stereo_messages, write_bag
 from depth_kd_core import bag_infer, train
+from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
 from depth_kd_core.data.config import DataCfg, RosbagSourceCfg
 from depth_kd_core.data.datasets import build_datasets
-from depth_kd_core.data.bags.datasets import MonoBagDataset, StereoBagDataset
 from depth_kd_core.errors import BagError
+
+from bag_helpers import stereo_messages, write_bag
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 from reliability_helpers import MONO, H, W, bag_run_args, dead_pid, digest, mono_messages, run_cli
 

@@ -1,8 +1,10 @@
-"""Reliability corpus (issue 19), training side: bad configs, run folders (second runs,
---overwrite, --resume after a kill, foreign checkpoints, blocked outputs, file modes, stale
-temporaries), teachers of the wrong kind, malicious or foreign checkpoints, and a kill -9 mid
-run; each handled without a traceback, without silently dropping data, and without losing
-what is already written. Every case is generated here (tiny runs).
+"""Reliability corpus (issue 19), training side.
+
+Bad configs, run folders (second runs, --overwrite, --resume after a kill, foreign
+checkpoints, blocked outputs, file modes, stale temporaries), teachers of the wrong kind,
+malicious or foreign checkpoints, and a kill -9 mid run; each handled without a traceback,
+without silently dropping data, and without losing what is already written. Every case is
+generated here (tiny runs).
 """
 
 from __future__ import annotations
@@ -20,15 +22,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from bag_helpers import write_bag
-from conftest import REPO_ROOT
 from depth_kd_core import bag_infer, train
 from depth_kd_core.checkpoint import load_checkpoint, save_checkpoint
 from depth_kd_core.cli import error_message
 from depth_kd_core.errors import BagError, CheckpointError
+
+from bag_helpers import write_bag
+from conftest import REPO_ROOT
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
-from reliability_helpers import (MONO, TINY_RUN, dead_pid, digest, model_checkpoint,
-                                 mono_messages, run_cli)
+from reliability_helpers import (
+    MONO,
+    TINY_RUN,
+    dead_pid,
+    digest,
+    model_checkpoint,
+    mono_messages,
+    run_cli,
+)
 from tiny import overrides
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -36,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory) -> Path:
-    """A finished two-step tiny run (checkpoints every step), copied by the tests that use it."""
+    """Make a finished two-step tiny run (checkpoints every step), copied by the tests using it."""
     out = tmp_path_factory.mktemp("base") / "run"
     assert train.main([*TINY_RUN, f"trainer.out_dir={out}",
                        "trainer.checkpoint_every_steps=1"]) == 0

@@ -1,7 +1,10 @@
-"""ROS 2 files checked without ROS: the parameter YAMLs hold exactly the declared parameters with
-valid values, parameter files are validated with names at launch, the launch files declare the
-documented arguments with descriptions and wire the topics the nodes use, and the RViz layout
-shows image, depth, uncertainty and the point cloud."""
+"""ROS 2 files checked without ROS: parameter files, launch files and the RViz layout.
+
+The parameter YAMLs hold exactly the declared parameters with valid values, parameter files are
+validated with names at launch, the launch files declare the documented arguments with
+descriptions and wire the topics the nodes use, and the RViz layout shows image, depth,
+uncertainty and the point cloud.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT
 from depth_kd_core.errors import ConfigError
 from depth_kd_ros.mono_depth_core import OUTPUTS
-from depth_kd_ros.params import (MONO_PARAMS, STEREO_PARAMS, ParamSpec, load_node_parameters,
-                                 validate_params)
+from depth_kd_ros.params import (
+    MONO_PARAMS,
+    STEREO_PARAMS,
+    ParamSpec,
+    load_node_parameters,
+    validate_params,
+)
+
+from conftest import REPO_ROOT
 
 TABLES = [MONO_PARAMS, STEREO_PARAMS]
 

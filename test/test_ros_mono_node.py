@@ -1,11 +1,14 @@
-"""mono_depth_node as its own process under a real rclpy (ROS 2 Jazzy from PyPI,
-``.[ros-pip]``, or a sourced ROS 2), driven by a real rclpy client in this process with frames
-of the synthetic world and of ../shared/realdata's ROS 1 compressed camera bag: outputs checked
-by value against the same checkpoint run in-process, /diagnostics, parameters through the
-parameter services, malformed frames dropped with the node still answering, bad start-up
-values ending the process with one line naming the parameter, Ctrl-C exiting 0.
+"""mono_depth_node as its own process under a real rclpy, driven by a real rclpy client.
 
-Processes, client and DDS settings: ros_process_helpers.py."""
+The rclpy of ROS 2 Jazzy from PyPI (``.[ros-pip]``) or of a sourced ROS 2; the client in this
+process sends frames of the synthetic world and of ../shared/realdata's ROS 1 compressed
+camera bag. Checked: outputs by value against the same checkpoint run in-process,
+/diagnostics, parameters through the parameter services, malformed frames dropped with the
+node still answering, bad start-up values ending the process with one line naming the
+parameter, Ctrl-C exiting 0.
+
+Processes, client and DDS settings: ros_process_helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +24,34 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from conftest import REALDATA, realdata_path  # noqa: E402
 from depth_kd_core.data.bags import codec as mc  # noqa: E402
-from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
 from depth_kd_core.data.bags.messages import COMPRESSED, camera_info_msg  # noqa: E402
+from depth_kd_core.data.camera import CameraCalibration  # noqa: E402
 from depth_kd_core.inference import DepthEstimator  # noqa: E402
 from depth_kd_core.visualize import colorize_depth  # noqa: E402
 from depth_kd_ros.conversions import bridged_msg_to_rgb8  # noqa: E402
+
+from conftest import REALDATA, realdata_path  # noqa: E402
 from inference_helpers import tiny_checkpoint  # noqa: E402
-from ros_process_helpers import (COMMON, H, S1, S2, S3, START_S, TYPES, W,  # noqa: E402
-                                 NodeProcess, assert_exit_0_on_ctrl_c, frame_header,
-                                 frame_image, frame_info, pixels, rclpy_context,
-                                 running_client, synthetic_frame)
+from ros_process_helpers import (  # noqa: E402
+    COMMON,
+    S1,
+    S2,
+    S3,
+    START_S,
+    TYPES,
+    H,
+    NodeProcess,
+    W,
+    assert_exit_0_on_ctrl_c,
+    frame_header,
+    frame_image,
+    frame_info,
+    pixels,
+    rclpy_context,
+    running_client,
+    synthetic_frame,
+)
 
 pytestmark = [pytest.mark.rclpy, pytest.mark.slow]
 REAL_BAG = "ros1_compressed_camera_bag/aruco_images.bag"
@@ -61,8 +80,10 @@ def world():
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, ckpt, context):
-    """The mono node, the real-data one and two bad starts, started together so that their
-    imports overlap (each spends seconds importing torch)."""
+    """Start the mono node, the real-data one and two bad starts, all together.
+
+    Started together so that their imports overlap (each spends seconds importing torch).
+    """
     folder = tmp_path_factory.mktemp("mono_nodes")
     procs = {"mono": NodeProcess("mono_depth_node", {"checkpoint": ckpt, **COMMON},
                                  folder / "mono.log")}
@@ -96,7 +117,8 @@ def test_mono_node_publishes_depth_sigma_colour_and_camera_info_by_value(nodes, 
     np.testing.assert_allclose(pixels(got["uncertainty"]), expected.sigma, rtol=1e-3, atol=1e-4)
     bgr = pixels(got["depth/colorized"])
     assert got["depth/colorized"].encoding == "bgr8"
-    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo", channels="bgr")) < 1e-3
+    assert np.mean(bgr != colorize_depth(expected.depth, 1.0, 80.0, "turbo",
+                                         channels="bgr")) < 1e-3
     info = got["depth/camera_info"]
     assert (info.height, info.width, info.header.frame_id) == (H, W, "cam_optical")
     np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), w.K)

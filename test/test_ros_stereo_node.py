@@ -1,10 +1,12 @@
-"""stereo_compare_node as its own process under a real rclpy (ROS 2 Jazzy from PyPI,
-``.[ros-pip]``, or a sourced ROS 2), driven by a real rclpy client in this process with a
-synthetic-world stereo pair: student depth, SGBM teacher depth (NaN where it has none),
-abs_error and the rolling metrics checked by value against the same models run in-process;
-Ctrl-C exits 0.
+"""stereo_compare_node as its own process under a real rclpy, driven by a real rclpy client.
 
-Processes, client and DDS settings: ros_process_helpers.py."""
+The rclpy of ROS 2 Jazzy from PyPI (``.[ros-pip]``) or of a sourced ROS 2; the client in this
+process sends a synthetic-world stereo pair. Student depth, SGBM teacher depth (NaN where it
+has none), abs_error and the rolling metrics are checked by value against the same models run
+in-process; Ctrl-C exits 0.
+
+Processes, client and DDS settings: ros_process_helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +24,20 @@ from std_msgs.msg import Float32MultiArray  # noqa: E402
 from depth_kd_core.inference import DepthEstimator, StereoDepthEstimator  # noqa: E402
 from depth_kd_core.metrics import depth_metrics  # noqa: E402
 from depth_kd_ros.stereo_compare_core import teacher_depth_nan  # noqa: E402
+
 from inference_helpers import tiny_checkpoint  # noqa: E402
-from ros_process_helpers import (COMMON, S1, NodeProcess, assert_exit_0_on_ctrl_c,  # noqa: E402
-                                 frame_image, frame_info, pixels, rclpy_context,
-                                 running_client, synthetic_frame)
+from ros_process_helpers import (  # noqa: E402
+    COMMON,
+    S1,
+    NodeProcess,
+    assert_exit_0_on_ctrl_c,
+    frame_image,
+    frame_info,
+    pixels,
+    rclpy_context,
+    running_client,
+    synthetic_frame,
+)
 
 pytestmark = [pytest.mark.rclpy, pytest.mark.slow]
 SGBM_DISPARITIES = 64
@@ -53,7 +65,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, ckpt, context):
-    """The stereo node with SGBM as its teacher, run on every pair (100 Hz by stamp)."""
+    """Start the stereo node with SGBM as its teacher, run on every pair (100 Hz by stamp)."""
     folder = tmp_path_factory.mktemp("stereo_nodes")
     procs = {"stereo": NodeProcess("stereo_compare_node", {
         "student_checkpoint": ckpt, "sgbm_num_disparities": SGBM_DISPARITIES,

@@ -1,7 +1,9 @@
-"""Bag datasets: items decoded from mcap, sqlite3 and ROS 1 bags equal the rendered frames,
-stereo pairs are synchronised by stamp, raw images are rectified with their CameraInfo, K
+"""Bag datasets: items decoded from mcap, sqlite3 and ROS 1 bags equal the rendered frames.
+
+Stereo pairs are synchronised by stamp, raw images are rectified with their CameraInfo, K
 follows every resize, the index is cached, workers each open their own reader, and the real
-ROS 1 camera bag loads as a monocular source."""
+ROS 1 camera bag loads as a monocular source.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +13,24 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from bag_helpers import DEPTH, STEREO
-from conftest import realdata_path
 from torch.utils.data import DataLoader, default_collate
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.datasets import (MonoBagDataset, SequenceBagDataset, StereoBagDataset,
-                                              guess_info_topic)
 from depth_kd_core.data.bags.dataset_base import rgb_to_tensor
-from depth_kd_core.data.schema import check_item, image_to_tensor
-from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.data.camera import resize_image
-from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.bags.datasets import (
+    MonoBagDataset,
+    SequenceBagDataset,
+    StereoBagDataset,
+    guess_info_topic,
+)
 from depth_kd_core.data.bags.writer import BagTopics, RawRig
+from depth_kd_core.data.camera import resize_image
+from depth_kd_core.data.schema import check_item, image_to_tensor
+from depth_kd_core.data.synthetic.recording import BAG_START_NS, write_synthetic_bag
+from depth_kd_core.data.synthetic.world import SyntheticWorld
+
+from bag_helpers import DEPTH, STEREO
+from conftest import realdata_path
 
 H, W = 48, 160
 PER_SCENE = 5
@@ -36,7 +43,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def frames(world):
-    """The 10 frames the bags below record: scenes 0 and 1, five frames each."""
+    """Render the 10 frames the bags below record: scenes 0 and 1, five frames each."""
     return [world.frame(n // PER_SCENE, n % PER_SCENE) for n in range(2 * PER_SCENE)]
 
 

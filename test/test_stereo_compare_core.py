@@ -1,7 +1,9 @@
-"""stereo_compare_node's callback logic through its ROS-free core: the teacher runs at
-teacher_rate_hz by header stamp while the student follows the camera, published depths keep
-the left header, the error image and rolling AbsRel/RMSE/delta1 match the metrics module on the
-published arrays, and bad pairs are logged and dropped."""
+"""stereo_compare_node's callback logic through its ROS-free core.
+
+The teacher runs at teacher_rate_hz by header stamp while the student follows the camera,
+published depths keep the left header, the error image and rolling AbsRel/RMSE/delta1 match
+the metrics module on the published arrays, and bad pairs are logged and dropped.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +12,21 @@ import logging
 import numpy as np
 import pytest
 
-from bag_helpers import TS, header
 from depth_kd_core.data.bags import codec as mc
 from depth_kd_core.data.synthetic.world import SyntheticWorld
 from depth_kd_core.metrics import depth_metrics
 from depth_kd_ros.frame_stats import WARN
-from depth_kd_ros.stereo_compare_core import (ABS_ERROR, METRICS, METRICS_LABELS, OUTPUTS,
-                                              STUDENT, TEACHER, StereoCompareCore)
+from depth_kd_ros.stereo_compare_core import (
+    ABS_ERROR,
+    METRICS,
+    METRICS_LABELS,
+    OUTPUTS,
+    STUDENT,
+    TEACHER,
+    StereoCompareCore,
+)
+
+from bag_helpers import TS, header
 from inference_helpers import tiny_checkpoint, torch_single_thread  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

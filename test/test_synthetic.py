@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depth_kd_core.data.synthetic import scene as sc
-from depth_kd_core.data.synthetic.world import SyntheticWorld
-from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
 from depth_kd_core.data.schema import check_item
+from depth_kd_core.data.synthetic import scene as sc
+from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
+from depth_kd_core.data.synthetic.world import SyntheticWorld
 
 H, W = 96, 320
 

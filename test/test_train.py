@@ -14,11 +14,12 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
 from depth_kd_core.recipes.registry import default_models, list_recipes
 from depth_kd_core.train import Trainer
 from depth_kd_core.train import main as train_main
 from depth_kd_core.training.config import load_train_config
+
+from conftest import REPO_ROOT
 from tiny import overrides
 
 TINY_DATA = ["data.height=64", "data.width=192", "data.synthetic.scenes=4",

@@ -1,6 +1,8 @@
-"""Bag writing (``bags/writer.py``, driven by ``synthetic/recording.py``): bags carry REP 104
-camera calibration and are written atomically (a failure leaves the previous bag untouched and
-no debris)."""
+"""Bag writing (``bags/writer.py``, driven by ``synthetic/recording.py``).
+
+Bags carry REP 104 camera calibration and are written atomically (a failure leaves the
+previous bag untouched and no debris).
+"""
 
 from __future__ import annotations
 

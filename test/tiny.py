@@ -1,7 +1,9 @@
-"""Tiny variants of every model, registered as ``test_<name>`` (timm's ``test_*`` models):
-test encoders and narrow decoders so CI runs every network fast. conftest imports this module,
-so tests build them like any model: ``create_model("test_tiekd_student")`` or the override
-``model.name=test_tiekd_student``. Also ``test_classical_matcher``, SGBM under another name.
+"""Tiny variants of every model, registered as ``test_<name>``.
+
+Test encoders (timm's ``test_*`` models) and narrow decoders so CI runs every network fast.
+conftest imports this module, so tests build them like any model:
+``create_model("test_tiekd_student")`` or the override ``model.name=test_tiekd_student``. Also
+``test_classical_matcher``, SGBM under another name.
 
 A process that does not import this module (a node started by a test, a torchrun worker)
 does not know these names: give it a checkpoint saved under the production name (the
@@ -11,8 +13,16 @@ variant's config records every field) or import this module there.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from depth_kd_core.models import adu, dacnn, monodepth, precomputed, sdfa, segmentation, sgbm, \
-    tiekd
+from depth_kd_core.models import (
+    adu,
+    dacnn,
+    monodepth,
+    precomputed,
+    sdfa,
+    segmentation,
+    sgbm,
+    tiekd,
+)
 from depth_kd_core.models.registry import list_models, register_model
 
 PREFIX = "test_"
@@ -109,7 +119,7 @@ TEST_MODELS = sorted(n for n in list_models() if n.startswith(PREFIX))
 
 
 def tiny(name: str) -> str:
-    """The registered tiny variant of production model ``name``."""
+    """Return the registered tiny variant of production model ``name``."""
     return PREFIX + name
 
 

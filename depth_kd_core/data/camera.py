@@ -183,7 +183,7 @@ class CameraCalibration:
                 "P": self.P.reshape(-1).tolist()}
 
     def is_rectified(self) -> bool:
-        """True when images need no remapping: no distortion and no rectifying rotation."""
+        """Return True when images need no remapping: no distortion, no rectifying rotation."""
         return bool(np.all(np.abs(self.D) < RECTIFIED_TOL)
                     and np.all(np.abs(self.R - np.eye(3)) < RECTIFIED_TOL))
 
@@ -192,7 +192,7 @@ class CameraCalibration:
         return self.P[:, :3].copy() if self.P[0, 0] > 0 else self.K.copy()
 
     def scaled_to(self, height: int, width: int, source: str = "") -> CameraCalibration:
-        """The calibration of images resized from the calibrated size to ``height x width``.
+        """Scale the calibration to images resized from the calibrated size to ``height x width``.
 
         The one scaling rule of the bag tools, the datasets and the nodes: K and P[:, :3]
         scale per axis (pixel-centre convention of :func:`scale_intrinsics`), P's
@@ -216,8 +216,11 @@ class CameraCalibration:
                                  self.R.copy(), P)
 
     def aspect_mismatch(self, height: int, width: int, source: str = "") -> str:
-        """A warning when images of ``height x width`` have another aspect ratio than the
-        calibration (beyond ``ASPECT_TOL``, rounding of odd sizes); "" when they agree."""
+        """Warn when images of ``height x width`` have another aspect ratio; "" when they agree.
+
+        Returns the warning text when the aspect ratio differs from the calibration's beyond
+        ``ASPECT_TOL`` (rounding of odd sizes).
+        """
         if self.width <= 0 or self.height <= 0 or \
                 abs(self.width / self.height - width / height) <= ASPECT_TOL * width / height:
             return ""
@@ -285,7 +288,7 @@ class Rectifier:
 
 def distort_to_raw(rect: np.ndarray, K: np.ndarray, D: np.ndarray, R: np.ndarray,
                    P: np.ndarray, nearest: bool = False) -> np.ndarray:
-    """The raw (distorted, unrotated) image whose rectification with (K, D, R, P) is ``rect``.
+    """Make the raw (distorted, unrotated) image whose rectification with (K, D, R, P) is ``rect``.
 
     The inverse of :class:`Rectifier`: makes raw camera images out of rectified ones (bag
     writing, rectification tests); ``nearest`` for depth maps.

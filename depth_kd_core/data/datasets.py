@@ -20,8 +20,14 @@ from torch.utils.data import Dataset
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
 from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
-from depth_kd_core.data.transforms import (LEFT_ONLY_KEYS, ColorJitter, Compose, Crop,
-                                           HorizontalFlip, RandomScaleCrop)
+from depth_kd_core.data.transforms import (
+    LEFT_ONLY_KEYS,
+    ColorJitter,
+    Compose,
+    Crop,
+    HorizontalFlip,
+    RandomScaleCrop,
+)
 from depth_kd_core.errors import DataError, DepthKDError
 
 LOG = logging.getLogger(__name__)
@@ -33,8 +39,10 @@ MAX_CONSECUTIVE_BAD = 64  # more bad items in a row than this is a broken source
 
 
 class SkipBadItems(Dataset):
-    """Replaces an item that raises a :class:`DepthKDError` (an undecodable frame, a damaged
-    chunk) by the next good one, warning once per item and process.
+    """Replace an item that raises a :class:`DepthKDError` by the next good one.
+
+    A bad item is an undecodable frame or a damaged chunk; each is warned about once per item
+    and process.
 
     Every item carries :data:`SKIPPED_KEY`, so batches collate and the trainer can report the
     count. Deterministic: item i always becomes the same good item.
@@ -301,7 +309,10 @@ def _rosbag(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
 
 
 def _report(ds: Dataset) -> None:
-    """Say what a bag dataset kept and dropped: a warning when frames were dropped (duplicate
-    or unmatched stamps, missing depth or neighbours), else an info line."""
+    """Say what a bag dataset kept and dropped.
+
+    A warning when frames were dropped (duplicate or unmatched stamps, missing depth or
+    neighbours), else an info line.
+    """
     summary, reduced = ds.summary()
     (LOG.warning if reduced else LOG.info)("%s", summary)

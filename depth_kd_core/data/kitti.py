@@ -1,5 +1,7 @@
-"""KITTI raw: calibration, LiDAR ground truth (Monodepth2-exact), annotated 16-bit PNG depth,
-and :class:`KittiRawDataset` over split files.
+"""KITTI raw: calibration, LiDAR ground truth, annotated depth and the dataset.
+
+Calibration, LiDAR ground truth (Monodepth2-exact), annotated 16-bit PNG depth, and
+:class:`KittiRawDataset` over split files.
 
 Folder layout (as downloaded from https://www.cvlibs.net/datasets/kitti/raw_data.php, the
 "synced+rectified" drives plus the per-date calibration zip)::
@@ -342,8 +344,10 @@ class KittiRawDataset(Dataset):
 
 
 def _mirror(item: dict) -> dict:
-    """Camera-3 sample (left = camera 3, right = camera 2, which sits to its left) mirrored:
-    in the mirror image camera 2 is to the right, so the pair has a positive baseline."""
+    """Mirror a camera-3 sample (left = camera 3, right = camera 2, which sits to its left).
+
+    In the mirror image camera 2 is to the right, so the pair has a positive baseline.
+    """
     out = {k: (v.flip(-1).contiguous() if torch.is_tensor(v) and v.ndim == 3 else v)
            for k, v in item.items()}
     out["K"] = flip_intrinsics(item["K"], item["left"].shape[-1])

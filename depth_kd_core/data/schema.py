@@ -76,9 +76,11 @@ def check_item(item: Mapping) -> None:
     _, H, W = item["left"].shape
     for key in IMAGE_KEYS:
         if key in item and tuple(item[key].shape) != (3, H, W):
-            raise DataError(f"item['{key}'] has shape {tuple(item[key].shape)}, expected (3, {H}, {W})")
+            raise DataError(f"item['{key}'] has shape {tuple(item[key].shape)}, "
+                            f"expected (3, {H}, {W})")
     for key in (*DEPTH_KEYS, "semantics"):
         if key in item and tuple(item[key].shape) != (1, H, W):
-            raise DataError(f"item['{key}'] has shape {tuple(item[key].shape)}, expected (1, {H}, {W})")
+            raise DataError(f"item['{key}'] has shape {tuple(item[key].shape)}, "
+                            f"expected (1, {H}, {W})")
     if tuple(item["K"].shape) != (3, 3):
         raise DataError(f"item['K'] has shape {tuple(item['K'].shape)}, expected (3, 3)")

@@ -16,8 +16,15 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from depth_kd_core.data.camera import crop_intrinsics, flip_intrinsics, resize_depth, \
-    resize_image, resize_nearest, scale_intrinsics, warp_depth_to_right
+from depth_kd_core.data.camera import (
+    crop_intrinsics,
+    flip_intrinsics,
+    resize_depth,
+    resize_image,
+    resize_nearest,
+    scale_intrinsics,
+    warp_depth_to_right,
+)
 from depth_kd_core.data.schema import DEPTH_KEYS, IMAGE_KEYS
 from depth_kd_core.errors import DataError
 

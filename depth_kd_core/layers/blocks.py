@@ -15,7 +15,8 @@ class ConvBlock(nn.Module):
     """k x k conv (reflection padding by default) -> optional BatchNorm -> activation."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, *, norm: bool = False,
-                 act: str | None = "elu", padding_mode: str = "reflect", dilation: int = 1) -> None:
+                 act: str | None = "elu", padding_mode: str = "reflect",
+                 dilation: int = 1) -> None:
         super().__init__()
         pad = dilation * (kernel // 2)
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=pad, dilation=dilation,

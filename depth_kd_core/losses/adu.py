@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from depth_kd_core.losses.depth import masked_mean
 from depth_kd_core.layers.uncertainty import resize_log_var
+from depth_kd_core.losses.depth import masked_mean
 
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0  # focal-loss defaults (METHODS §0)
 ADU_W_UMR, ADU_W_UMF, ADU_W_FOCAL = 0.9, 0.6, 0.8  # eq. 9 (KITTI)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
 PHOTO_T1, PHOTO_T2 = 1e-5, 0.2  # eq. 11 thresholds
 VISIBLE_SEARCH = 61  # eq. 12-13: K = 61 candidate occluders to the right
 VISIBLE_THRESHOLD = 0.5

@@ -128,7 +128,7 @@ class DepthModel(nn.Module):
                              f"{m} (resize or pad it; DepthEstimator does this for you)")
 
     def prepare(self, x: torch.Tensor, name: str = "image") -> torch.Tensor:
-        """Checked and normalised copy of an RGB batch in [0, 1]."""
+        """Return a checked and normalised copy of an RGB batch in [0, 1]."""
         self.check_input(x, name)
         return (x - self._mean) / self._std
 

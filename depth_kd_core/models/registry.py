@@ -24,7 +24,7 @@ MODELS: Registry[nn.Module] = Registry("model", populate="depth_kd_core.models")
 
 
 def register_model(name: str, cfg_cls: type):
-    """Decorator registering ``builder(cfg) -> nn.Module`` under ``name``."""
+    """Register ``builder(cfg) -> nn.Module`` under ``name`` (a decorator)."""
     return MODELS.register(name, cfg_cls)
 
 
@@ -37,12 +37,12 @@ def create_model(name: str, cfg: Any = None, **overrides: Any) -> nn.Module:
 
 
 def model_cfg(name: str, cfg: Any = None, **overrides: Any) -> Any:
-    """The validated ``ModelCfg`` that ``create_model`` would use."""
+    """Return the validated ``ModelCfg`` that ``create_model`` would use."""
     return MODELS.build_cfg(name, cfg, **overrides)
 
 
 def list_models() -> list[str]:
-    """Registered model names, sorted."""
+    """Return the registered model names, sorted."""
     return MODELS.names()
 
 

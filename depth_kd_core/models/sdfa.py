@@ -105,7 +105,7 @@ class SdfaNet(DepthModel):
 
     def decode(self, feats: list[torch.Tensor], size: tuple[int, int], distilled: bool
                ) -> torch.Tensor:
-        """Encoder features -> (B, N, H, W) disparity logits through one data path."""
+        """Decode encoder features into (B, N, H, W) disparity logits through one data path."""
         x = feats[3]
         for j in range(3):
             x = self.pre[j](x)

@@ -20,6 +20,7 @@ from depth_kd_core.models.base import DepthModel, ModelCfg, OutputKind
 from depth_kd_core.models.encoders import Encoder
 from depth_kd_core.models.registry import register_model
 
+
 @dataclass
 class SegmentationCfg(ModelCfg):
     """Segmentation teacher: encoder + FPN head with ``fpn_channels`` lateral width."""

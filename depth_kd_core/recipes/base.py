@@ -76,7 +76,7 @@ class Recipe(nn.Module):
     # ------------------------------------------------------------------ building
 
     def load_teacher(self, teacher_cfg: ModelCfg | None) -> nn.Module:
-        """The frozen teacher: from ``cfg.teacher_checkpoint``, else built untrained."""
+        """Load the frozen teacher: from ``cfg.teacher_checkpoint``, else built untrained."""
         if self.cfg.teacher_checkpoint:
             teacher, _ = model_from_checkpoint(self.cfg.teacher_checkpoint)
             self.check_teacher_outputs(teacher, f"recipe.teacher_checkpoint "
@@ -93,7 +93,7 @@ class Recipe(nn.Module):
         return freeze(teacher)
 
     def required_teacher_outputs(self) -> frozenset[str]:
-        """The teacher output keys this recipe's training step reads."""
+        """Return the teacher output keys this recipe's training step reads."""
         if self.TEACHER_OUTPUTS is not None:
             return frozenset(self.TEACHER_OUTPUTS)
         kind = model_cfg(self.DEFAULT_TEACHER).output_kind
@@ -101,9 +101,9 @@ class Recipe(nn.Module):
 
     @torch.no_grad()
     def check_teacher_outputs(self, teacher: nn.Module, source: str) -> None:
-        """Fail now, naming ``source``, if ``teacher`` lacks outputs the step reads (e.g. a
-        student or a segmentation net given where a depth teacher is expected).
+        """Fail now, naming ``source``, if ``teacher`` lacks outputs the step reads.
 
+        For example a student or a segmentation net given where a depth teacher is expected.
         The outputs are those of one forward pass on a small blank input (CPU, batch 1).
         """
         cfg = teacher.cfg
@@ -154,7 +154,7 @@ class Recipe(nn.Module):
         self.total_steps, self.steps_per_epoch = max(total_steps, 1), max(steps_per_epoch, 1)
 
     def export_model_cfg(self) -> ModelCfg:
-        """The student's config as it should be deployed (a recipe may adjust it)."""
+        """Return the student's config as it should be deployed (a recipe may adjust it)."""
         return self.student.cfg
 
     # ------------------------------------------------------------------ running
@@ -172,14 +172,14 @@ class Recipe(nn.Module):
 
     @torch.no_grad()
     def teacher_output(self, batch: dict) -> dict[str, Any]:
-        """The teacher's prediction for a batch (no grad)."""
+        """Return the teacher's prediction for a batch (no grad)."""
         teacher = self.teacher
         right = batch.get("right") if teacher.cfg.stereo_input else None
         return teacher(batch["left"], right, K=batch.get("K"), baseline=batch.get("baseline"),
                        teacher_depth=batch.get("teacher_depth"))
 
     def predict(self, batch: dict) -> dict[str, Any]:
-        """The student's output used for validation and inference."""
+        """Return the student's output used for validation and inference."""
         return self.student(batch["left"], K=batch.get("K"), baseline=batch.get("baseline"))
 
     def validation_metrics(self, batch: dict, out: dict) -> dict[str, float] | None:
@@ -187,8 +187,10 @@ class Recipe(nn.Module):
         return depth_validation(self, batch, out)
 
     def check_validation(self, metrics: dict[str, float] | None) -> None:
-        """Raise if a recipe with nothing to train validated to nothing (classical teachers
-        override it); ``metrics`` is the averaged validation result or None."""
+        """Raise if a recipe with nothing to train validated to nothing.
+
+        Classical teachers override it; ``metrics`` is the averaged validation result or None.
+        """
 
     def describe(self) -> str:
         fields = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from depth_kd_core.losses.dacnn import DACNN_W_GUIDANCE, DACNN_W_PROXY, DACNN_W_SMOOTH, \
-    guidance_kl
+from depth_kd_core.losses.dacnn import DACNN_W_GUIDANCE, DACNN_W_PROXY, DACNN_W_SMOOTH, guidance_kl
 from depth_kd_core.losses.depth import l1_loss
 from depth_kd_core.recipes.base import Recipe
 from depth_kd_core.recipes.registry import register_recipe

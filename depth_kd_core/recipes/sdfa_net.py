@@ -32,8 +32,11 @@ from depth_kd_core.losses.sdfa import (
 )
 from depth_kd_core.losses.smoothness import sdfa_smoothness
 from depth_kd_core.recipes.registry import register_recipe
-from depth_kd_core.recipes.selfsup_stereo import SelfsupStereo, SelfsupStereoCfg, \
-    volume_stage1_loss
+from depth_kd_core.recipes.selfsup_stereo import (
+    SelfsupStereo,
+    SelfsupStereoCfg,
+    volume_stage1_loss,
+)
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""Checkpoint rotation for a run folder: step files, ``last.pt``, ``best.pt``; and which
-complete checkpoint ``--resume`` continues from."""
+"""Checkpoint rotation for a run folder: step files, ``last.pt``, ``best.pt``.
+
+Also which complete checkpoint ``--resume`` continues from.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 class CheckpointManager:
-    """Writes ``checkpoints/step_XXXXXXXX.pt`` atomically, keeps the last N, and maintains
+    """Rotates the checkpoints of a run folder: step files, ``last.pt`` and ``best.pt``.
+
+    Writes ``checkpoints/step_XXXXXXXX.pt`` atomically, keeps the last N, and maintains
     ``last.pt`` (what ``--resume`` reads) and ``best.pt`` (best validation metric).
 
     Temporaries that a killed earlier writer left in ``checkpoints/`` are removed when the
@@ -67,7 +71,7 @@ class CheckpointManager:
         return sorted(files, key=lambda p: int(STEP_FILE.match(p.name).group(1)), reverse=True)
 
     def load_latest(self, map_location: str | torch.device = "cpu") -> tuple[Path, dict]:
-        """The newest complete checkpoint of this folder: (path, checkpoint).
+        """Load the newest complete checkpoint of this folder: (path, checkpoint).
 
         ``last.pt`` when it is as new as the newest step file, else the newest readable step
         file (a kill while ``last.pt`` was being copied leaves the step file complete).
@@ -107,8 +111,11 @@ class CheckpointManager:
 
 def check_resumable(path: Path, ckpt: dict, model_name: str, recipe: str, trainable: bool
                     ) -> None:
-    """Raise CheckpointError unless ``ckpt`` (read from ``path``) is a training checkpoint of
-    ``model_name`` trained by ``recipe``, with optimiser state when the run is ``trainable``."""
+    """Raise CheckpointError unless ``ckpt`` (read from ``path``) can resume this run.
+
+    It must be a training checkpoint of ``model_name`` trained by ``recipe``, with optimiser
+    state when the run is ``trainable``.
+    """
     got_recipe = ckpt.get("recipe", "?")
     if ckpt["model_name"] != model_name or got_recipe not in (recipe, "?"):
         raise CheckpointError(f"--resume: {path} holds model '{ckpt['model_name']}' of recipe "

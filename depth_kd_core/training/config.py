@@ -1,6 +1,9 @@
-"""The training config: ``recipe``, ``model`` (student), ``teacher``, ``data``, ``optim``,
-``trainer`` and ``seed``. Loaded by ``load_train_config`` from a YAML file and ``key=value``
-overrides; the model/teacher sections default to the recipe's own networks."""
+"""The training config and ``load_train_config``.
+
+Sections: ``recipe``, ``model`` (student), ``teacher``, ``data``, ``optim``, ``trainer`` and
+``seed``. Loaded by ``load_train_config`` from a YAML file and ``key=value`` overrides; the
+model/teacher sections default to the recipe's own networks.
+"""
 
 from __future__ import annotations
 

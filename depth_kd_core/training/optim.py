@@ -20,7 +20,7 @@ def build_optimizer(params, cfg: OptimCfg) -> torch.optim.Optimizer:
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimCfg, total_steps: int,
                     steps_per_epoch: int) -> LRScheduler:
-    """A scheduler stepped once per optimiser step; epochs convert with ``steps_per_epoch``."""
+    """Build a scheduler stepped once per optimiser step; ``steps_per_epoch`` converts epochs."""
     total = max(total_steps, 1)
     if cfg.schedule == "onecycle":
         return OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1, pct_start=cfg.onecycle_pct,

@@ -22,7 +22,7 @@ RUN_MARKERS = ("config.yaml", "metrics.json", "checkpoints/*.pt")
 
 
 def existing_run(out_dir: str | Path) -> list[str]:
-    """The files (relative names) that show ``out_dir`` already holds a run; [] if none."""
+    """Return the files (relative names) that show ``out_dir`` already holds a run; [] if none."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test/, where tiny.py lives
-import tiny  # noqa: E402, F401 - registers the test_* models the overrides name
 from depth_kd_core.train import Trainer  # noqa: E402
 from depth_kd_core.training.config import load_train_config  # noqa: E402
+
+import tiny  # noqa: E402, F401 - registers the test_* models the overrides name
 
 
 def main() -> None:

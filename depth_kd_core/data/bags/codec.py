@@ -72,7 +72,7 @@ def _err(source: str, text: str) -> ImageError:
 
 
 def is_compressed(msg: Any) -> bool:
-    """True for a ``CompressedImage`` (has ``format``), False for a raw ``Image``."""
+    """Return True for a ``CompressedImage`` (has ``format``), False for a raw ``Image``."""
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
@@ -304,7 +304,7 @@ def image_size(msg: Any, source: str = "") -> tuple[int, int]:
 
 def image_fields(array: np.ndarray, encoding: str, *, big_endian: bool = False,
                  step: int | None = None) -> dict[str, Any]:
-    """numpy -> ``sensor_msgs/Image`` fields (everything but ``header``).
+    """Convert a numpy array to ``sensor_msgs/Image`` fields (everything but ``header``).
 
     Args:
         array: H x W (one channel) or H x W x C in ``encoding``'s layout and dtype.
@@ -342,7 +342,7 @@ def image_fields(array: np.ndarray, encoding: str, *, big_endian: bool = False,
 
 def compressed_fields(array: np.ndarray, fmt: str = "jpeg", *, encoding: str = "rgb8",
                       quality: int = 95) -> dict[str, Any]:
-    """numpy -> ``sensor_msgs/CompressedImage`` fields (``format`` and ``data``).
+    """Encode a numpy array as ``sensor_msgs/CompressedImage`` fields (``format``, ``data``).
 
     Args:
         array: image in ``encoding`` (rgb8, bgr8, mono8; mono16/16UC1 for png only).

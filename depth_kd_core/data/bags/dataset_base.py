@@ -1,5 +1,7 @@
-"""Shared machinery of the bag datasets (``datasets.py``): index, calibration, decode,
-rectify, resize into the batch schema."""
+"""Shared machinery of the bag datasets (``datasets.py``).
+
+Index, calibration, decode, rectify, resize into the batch schema.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +14,16 @@ import torch
 from torch.utils.data import Dataset
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.reader import BagReader
-from depth_kd_core.data.camera import (CameraCalibration, Rectifier, needs_rectification,
-                                       resize_depth, resize_image, scale_intrinsics)
 from depth_kd_core.data.bags.codec import msg_to_depth_m, msg_to_rgb8
+from depth_kd_core.data.bags.reader import BagReader
+from depth_kd_core.data.camera import (
+    CameraCalibration,
+    Rectifier,
+    needs_rectification,
+    resize_depth,
+    resize_image,
+    scale_intrinsics,
+)
 from depth_kd_core.data.schema import map_to_tensor
 from depth_kd_core.errors import BagError, DepthKDError
 
@@ -30,7 +38,7 @@ LEFT, RIGHT, DEPTH, PREV, NEXT = range(5)
 
 
 def guess_info_topic(image_topic: str, topics: dict[str, tuple[str, int]]) -> str | None:
-    """The CameraInfo topic of an image topic by ROS convention (same namespace).
+    """Guess the CameraInfo topic of an image topic by ROS convention (same namespace).
 
     ``/cam/image_raw`` and ``/cam/image/compressed`` both pair with ``/cam/camera_info``;
     failing that, the bag's only CameraInfo topic.
@@ -102,8 +110,11 @@ class BagDatasetBase(Dataset):
         raise NotImplementedError
 
     def summary(self) -> tuple[str, bool]:
-        """(one line: items kept from how many frames, what was dropped and why; whether
-        anything was dropped or the bag is damaged)."""
+        """Summarise what the dataset kept: (one line, whether anything was lost).
+
+        The line: items kept from how many frames, what was dropped and why; the flag: whether
+        anything was dropped or the bag is damaged.
+        """
         n = len(self.topics[self.main_topic]) if self.main_topic in self.topics else 0
         parts = [f"bag {self.path}: {len(self)} items from {n} frames on '{self.main_topic}'"]
         report = getattr(self, "sync_report", None)
@@ -171,8 +182,11 @@ class BagDatasetBase(Dataset):
         return self._rectifiers[key]
 
     def _fetch(self, row: np.ndarray, cols: dict[int, str]) -> dict[int, object]:
-        """Messages of one item: direct byte reads where the index has offsets (mcap), else
-        one time-window read through rosbags."""
+        """Read the messages of one item.
+
+        Direct byte reads where the index has offsets (mcap), else one time-window read
+        through rosbags.
+        """
         cols = {c: t for c, t in cols.items() if row[c] >= 0}
         if self.mcap_file and all(self.topics[t].offset is not None for t in cols.values()):
             reqs = [(self.topics[t].msgtype, int(self.topics[t].offset[row[c]]),
@@ -227,8 +241,10 @@ class BagDatasetBase(Dataset):
 
     def _associate(self, rows: np.ndarray, stamps: np.ndarray, other: str,
                    tolerance_ns: int, col: int) -> np.ndarray:
-        """Fill column ``col`` with the ``other`` topic's message nearest in stamp; drop rows
-        without one within the tolerance."""
+        """Fill column ``col`` with the ``other`` topic's message nearest in stamp.
+
+        Rows without one within the tolerance are dropped.
+        """
         pairs, report = bi.sync_stamps(stamps[rows[:, LEFT]], self.topics[other].stamp_ns,
                                        tolerance_ns)
         rows = rows.copy()

@@ -1,5 +1,7 @@
-"""Recorded bags as training data: :class:`StereoBagDataset`, :class:`MonoBagDataset` and
-:class:`SequenceBagDataset` (frames t-1, t, t+1), over rosbag2 (mcap, sqlite3) and ROS 1 bags.
+"""Recorded bags as training data, over rosbag2 (mcap, sqlite3) and ROS 1 bags.
+
+:class:`StereoBagDataset`, :class:`MonoBagDataset` and :class:`SequenceBagDataset` (frames
+t-1, t, t+1).
 
 Items follow the batch schema (``schema.py``): ``left`` (and ``right``) 3 x H x W float32 in
 [0, 1], ``K`` 3 x 3 float32 at the item size, ``baseline`` metres (stereo), ``stamp_ns`` (left
@@ -24,10 +26,18 @@ import numpy as np
 import torch
 
 from depth_kd_core.data.bags import index as bi
-from depth_kd_core.data.bags.dataset_base import (DEPTH, DEPTH_TYPES, LEFT, NEXT, PREV, RIGHT,
-                                                  BagDatasetBase, guess_info_topic)
-from depth_kd_core.data.camera import stereo_baseline
 from depth_kd_core.data.bags.codec import msg_to_rgb8
+from depth_kd_core.data.bags.dataset_base import (
+    DEPTH,
+    DEPTH_TYPES,
+    LEFT,
+    NEXT,
+    PREV,
+    RIGHT,
+    BagDatasetBase,
+    guess_info_topic,
+)
+from depth_kd_core.data.camera import stereo_baseline
 from depth_kd_core.errors import BagError
 
 

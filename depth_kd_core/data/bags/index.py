@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from depth_kd_core.data.bags.codec import stamp_ns
+from depth_kd_core.data.bags.mcap_offsets import read_message_offsets, single_mcap_file
 from depth_kd_core.data.bags.reader import BagReader
 from depth_kd_core.data.camera import CameraCalibration
-from depth_kd_core.data.bags.mcap_offsets import read_message_offsets, single_mcap_file
-from depth_kd_core.data.bags.codec import stamp_ns
 from depth_kd_core.errors import BagError
 from depth_kd_core.fileio import atomic_path, remove_stale_temps
 
@@ -205,7 +205,7 @@ def load_index(file: Path) -> BagIndex:
 
 def load_or_scan(reader: BagReader, wanted: dict[str, tuple[str, ...]],
                  cache_dir: str | Path | None = None, progress: bool = True) -> BagIndex:
-    """The cached index of these topics, scanning (and caching) it on first use."""
+    """Return the cached index of these topics, scanning (and caching) it on first use."""
     key = index_key(reader.path, list(wanted))
     folder = Path(cache_dir) if cache_dir else default_cache_dir(reader.path)
     file = folder / f".{reader.path.name}.{key}.depth_kd_index.npz"

@@ -61,8 +61,11 @@ def _parse_summary(summary: bytes) -> tuple[dict[int, str], list[tuple[int, str,
 
 
 def read_message_offsets(path: Path, topics: set[str]) -> dict[str, np.ndarray]:
-    """Per wanted topic, an N x 3 int64 array (log time ns, data offset, data length) sorted
-    by (log time, offset), for messages in uncompressed chunks; {} when unavailable."""
+    """Read the message offsets of the wanted topics from an mcap file; {} when unavailable.
+
+    Per wanted topic, an N x 3 int64 array (log time ns, data offset, data length) sorted by
+    (log time, offset), for messages in uncompressed chunks.
+    """
     out: dict[str, list[tuple[int, int, int]]] = {t: [] for t in topics}
     with open(path, "rb") as f:
         size = f.seek(0, 2)
@@ -93,7 +96,7 @@ def read_message_offsets(path: Path, topics: set[str]) -> dict[str, np.ndarray]:
 
 
 def single_mcap_file(path: Path) -> Path | None:
-    """The one mcap file of a bag (the path itself or a rosbag2 folder's only .mcap)."""
+    """Return the one mcap file of a bag (the path itself or a rosbag2 folder's only .mcap)."""
     if path.is_file():
         return path if path.suffix == ".mcap" else None
     files = sorted(path.glob("*.mcap")) if path.is_dir() else []

@@ -35,7 +35,7 @@ def is_rclpy_class(cls: type) -> bool:
 
 
 def _adapt(value: Any, field_type: str) -> Any:
-    """A numpy field value in the form rclpy's setters accept for ``field_type``."""
+    """Convert a numpy field value to the form rclpy's setters accept for ``field_type``."""
     if field_type in _ARRAY_CODES and not isinstance(value, array.array):
         code, dtype = _ARRAY_CODES[field_type]
         if isinstance(value, (bytes, bytearray, memoryview)) and code == "B":
@@ -72,7 +72,7 @@ def make_header(types: Types, stamp: tuple[int, int], frame_id: str) -> Any:
 
 
 def copy_header(types: Types, header: Any) -> Any:
-    """A ROS 2 Header with the stamp and frame of ``header`` (ROS 1 or ROS 2 message)."""
+    """Make a ROS 2 Header with the stamp and frame of ``header`` (ROS 1 or ROS 2 message)."""
     return make_header(types, (header.stamp.sec, header.stamp.nanosec), header.frame_id)
 
 
@@ -82,8 +82,11 @@ def image_msg(types: Types, header: Any, fields: dict[str, Any]) -> Any:
 
 
 def _pixels_msg(types: Types, header: Any, arr: np.ndarray, encoding: str) -> Any:
-    """Image of a C-contiguous H x W (x C) array whose dtype matches ``encoding``, copied
-    once: rclpy classes get its bytes in one ``array.array``, rosbags classes a flat view."""
+    """Make an Image of a C-contiguous H x W (x C) array whose dtype matches ``encoding``.
+
+    The array is copied once: rclpy classes get its bytes in one ``array.array``, rosbags
+    classes a flat view.
+    """
     h, w = arr.shape[:2]
     flat = arr.reshape(-1).view(np.uint8)
     if is_rclpy_class(types[IMAGE]):

@@ -1,5 +1,6 @@
-"""Writing bags: rosbag2 (mcap, sqlite3) and ROS 1 through one face, REP 104 CameraInfo, and
-stereo frames (optionally as raw, distorted images) with depth topics.
+"""Writing bags: rosbag2 (mcap, sqlite3) and ROS 1 through one face.
+
+REP 104 CameraInfo, and stereo frames (optionally as raw, distorted images) with depth topics.
 
 The synthetic world is recorded with these (``synthetic/recording.py``); tests, the demo and
 benchmarks write bags through it.

@@ -1,6 +1,7 @@
-"""The synthetic world recorded as data: a drive as a rosbag2 (mcap, sqlite3) / ROS 1 bag,
-and as the KITTI raw layout. Used by tests, the demo and benchmarks; outputs are written
-atomically.
+"""The synthetic world recorded as data: a bag or the KITTI raw layout.
+
+A drive as a rosbag2 (mcap, sqlite3) / ROS 1 bag, and as the KITTI raw layout. Used by tests,
+the demo and benchmarks; outputs are written atomically.
 
     write_synthetic_bag(tmp / "drive", SyntheticWorld(0, 96, 320), 20, storage="mcap")
     write_synthetic_kitti(tmp / "kitti", SyntheticWorld(0, 96, 320), 5)

@@ -118,7 +118,7 @@ def _rand_color(rng: np.random.Generator, lo: float = 0.15, hi: float = 0.85) ->
 
 
 def _add_vehicle(objs: list, rng: np.random.Generator, x: float, y: float) -> None:
-    """A car (body + glass cabin), or sometimes a truck/bus (one tall box)."""
+    """Add a car (body + glass cabin), or sometimes a truck/bus (one tall box)."""
     kind = rng.choice(3, p=[0.8, 0.12, 0.08])
     color = _rand_color(rng, 0.08, 0.9)
     if kind == 0:
@@ -148,7 +148,7 @@ def _add_person(objs: list, rng: np.random.Generator, x: float, y: float) -> Non
 
 
 def _add_pole(objs: list, rng: np.random.Generator, x: float, y: float) -> None:
-    """A lamp/sign pole, with a traffic sign or a traffic light on some of them."""
+    """Add a lamp/sign pole, with a traffic sign or a traffic light on some of them."""
     height = rng.uniform(4.0, 7.0)
     objs.append(_cyl(x, y, rng.uniform(0.06, 0.12), 0.0, height, POLE, MAT_METAL,
                      np.full(3, rng.uniform(0.3, 0.6))))
@@ -178,7 +178,7 @@ def _add_tree(objs: list, rng: np.random.Generator, x: float, y: float) -> None:
 
 def _add_street_side(objs: list, rng: np.random.Generator, sign: float, edge: float,
                      x_lo: float, x_hi: float) -> None:
-    """Buildings (with gaps of hedges, walls or fences) along one side; ``edge`` = |y| of curb."""
+    """Add buildings (gaps: hedges, walls or fences) along one side; ``edge`` = |y| of curb."""
     x = x_lo
     while x < x_hi:
         length = rng.uniform(7.0, 25.0)
@@ -206,7 +206,7 @@ def lane_centres(scene: Scene) -> np.ndarray:
 
 
 def generate_scene(rng: np.random.Generator, x_start: float, x_end: float) -> Scene:
-    """A random street for camera positions x in [x_start, x_end] (metres).
+    """Generate a random street for camera positions x in [x_start, x_end] (metres).
 
     The camera drives in one lane (``scene.camera_y``); no vehicle is placed in that lane
     between x_start and x_end + 7 m, so a driving camera never enters an object.
@@ -252,8 +252,10 @@ def generate_scene(rng: np.random.Generator, x_start: float, x_end: float) -> Sc
 
 def _add_backdrop(objs: list, rng: np.random.Generator, lo: float, hi: float,
                   x_far: float) -> None:
-    """Close the world: tree lines and buildings 60-70 m to each side and at the street's end,
-    so every ray below the skyline hits something within ~150 m."""
+    """Close the world: tree lines and buildings 60-70 m to each side and at the street's end.
+
+    Every ray below the skyline then hits something within ~150 m.
+    """
     def block(x0, y0, x1, y1):
         if rng.uniform() < 0.5:
             objs.append(_box(x0, y0, 0.0, x1, y1, rng.uniform(6.0, 16.0), VEGETATION,

@@ -106,7 +106,7 @@ class SyntheticWorld:
 
     @property
     def focal(self) -> float:
-        """fx in pixels."""
+        """Focal length fx in pixels."""
         return float(self.K[0, 0])
 
     # ------------------------------------------------------------------ public API
@@ -137,7 +137,7 @@ class SyntheticWorld:
         return self._render_frame(scene, T_world_cam, i, k, stereo)
 
     def scene(self, i: int) -> sc.Scene:
-        """The (deterministic) layout of scene ``i``."""
+        """Return the (deterministic) layout of scene ``i``."""
         if self._scene_cache is None or self._scene_cache[0] != i:
             rng = np.random.default_rng([self.seed, int(i), 0])
             self._scene_cache = (i, sc.generate_scene(rng, 0.0, MAX_SEQUENCE_LENGTH * _MAX_STEP_M))
