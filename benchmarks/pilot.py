@@ -1,4 +1,4 @@
-"""Short pilot of one student of the distillation benchmark, scored against the no-image prior.
+r"""Short pilot of one student of the distillation benchmark, scored against the no-image prior.
 
     python -m benchmarks.pilot --method x_distill --steps 300 --scenes 64 --out runs/pilot/x
     python -m benchmarks.pilot --method sdfa_net --steps 300 --scenes 64 --out runs/pilot/s \

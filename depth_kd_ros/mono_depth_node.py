@@ -1,4 +1,4 @@
-"""``mono_depth_node``: monocular metric depth and uncertainty on a camera topic (rclpy wiring).
+r"""``mono_depth_node``: monocular metric depth and uncertainty on a camera topic (rclpy wiring).
 
 Subscribes ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedImage) by the
 ``image_transport`` parameter, and ``camera_info`` unless ``use_camera_info`` is false, with

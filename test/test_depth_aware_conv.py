@@ -28,6 +28,10 @@ ARGS = ("input", "guidance", "weight", "bias", "alpha")
 
 # (B, C, C', G, H, W, dilation, kernel): odd sizes, batch > 1, G = 1 and G > 1, dilations
 # inside the image, beyond one side only, and beyond both sides.
+# The Triton path under the CPU interpreter takes ~1 s a call: outside the parity cases below it
+# runs in the full suite only (-m "not slow" leaves it out)
+TRITON_SLOW = pytest.param("triton", marks=[needs_triton, pytest.mark.slow])
+
 CASES = [
     (2, 3, 4, 1, 7, 9, 1, "gaussian"),
     (2, 5, 3, 3, 9, 7, 2, "l1"),
@@ -99,8 +103,7 @@ def test_gradcheck_chunked_float64():
     assert torch.autograd.gradcheck(f, tensors, eps=1e-6, atol=1e-5, fast_mode=True)
 
 
-@pytest.mark.parametrize("impl", ["reference", "taps", "chunked", pytest.param("triton",
-                                                                       marks=needs_triton)])
+@pytest.mark.parametrize("impl", ["reference", "taps", "chunked", TRITON_SLOW])
 @pytest.mark.parametrize("dilation", [1, 2, 7])
 def test_alpha_zero_is_conv2d(impl, dilation, no_tf32):
     dtype = torch.float32 if impl == "triton" else torch.float64
@@ -202,7 +205,7 @@ def test_triton_half_precision(dtype, no_tf32):
         assert err < 2e-2, f"{name}: relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("impl", ["chunked", TRITON_SLOW])
 @pytest.mark.parametrize("trainable", [("guidance", "alpha"), ("weight",), ("input", "bias")])
 def test_partial_requires_grad(impl, trainable, no_tf32):
     """Frozen arguments: the skipped gradients stay skipped and the others still match."""
@@ -215,7 +218,7 @@ def test_partial_requires_grad(impl, trainable, no_tf32):
     assert_close_all(ref, other, atol=1e-4, rtol=1e-4, names=trainable)
 
 
-@pytest.mark.parametrize("impl", ["chunked", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("impl", ["chunked", TRITON_SLOW])
 def test_l1_ties_in_the_guidance(impl, no_tf32):
     """Integer guidance makes |g(p) - g(p+o)| = 0 at many taps: d|x|/dx there must be 0.
 
