@@ -1,4 +1,4 @@
-r"""``stereo_compare_node``: the distilled student beside its stereo teacher, online (rclpy wiring).
+r"""``stereo_compare_node``: the distilled student beside its stereo teacher, online (rclpy glue).
 
 Subscribes ``left/image_rect``, ``right/image_rect`` (or their ``/compressed`` topics by the
 ``image_transport`` parameter), ``left/camera_info`` and ``right/camera_info`` with
