@@ -256,6 +256,19 @@ class BagDatasetBase(Dataset):
         self.dropped[other] = len(rows) - len(kept)
         return kept
 
+    def _with_depth(self, rows: np.ndarray, depth_topic: str, sync_tolerance_ms: float,
+                    matched_to: str) -> np.ndarray:
+        """Attach each row's nearest ``depth_topic`` message; none at all is a BagError.
+
+        ``matched_to`` names what the depth was matched against, for the error.
+        """
+        rows = self._associate(rows, self.topics[self.main_topic].stamp_ns, depth_topic,
+                               int(sync_tolerance_ms * 1e6), DEPTH)
+        if len(rows) == 0:
+            raise BagError(f"bag {self.path}: no depth on '{depth_topic}' is within "
+                           f"{sync_tolerance_ms} ms of {matched_to}")
+        return rows
+
     def _add_sequence(self, rows: np.ndarray, topic: str, max_gap_ms: float | None) -> np.ndarray:
         gap = None if max_gap_ms is None else int(max_gap_ms * 1e6)
         neigh = bi.sequence_neighbours(self.topics[topic].stamp_ns, gap)

@@ -86,12 +86,9 @@ class MonoBagDataset(BagDatasetBase):
         n = len(self.topics[image_topic])
         rows = np.full((n, 5), -1, dtype=np.int64)
         rows[:, LEFT] = np.argsort(self.topics[image_topic].stamp_ns, kind="stable")
-        stamps = self.topics[image_topic].stamp_ns
         if depth_topic:
-            rows = self._associate(rows, stamps, depth_topic, int(sync_tolerance_ms * 1e6), DEPTH)
-            if len(rows) == 0:
-                raise BagError(f"bag {self.path}: no depth on '{depth_topic}' is within "
-                               f"{sync_tolerance_ms} ms of an image on '{image_topic}'")
+            rows = self._with_depth(rows, depth_topic, sync_tolerance_ms,
+                                    f"an image on '{image_topic}'")
         if sequence:
             rows = self._add_sequence(rows, image_topic, max_gap_ms)
         self.rows = rows
@@ -183,10 +180,7 @@ class StereoBagDataset(BagDatasetBase):
         rows = np.full((len(pairs), 5), -1, dtype=np.int64)
         rows[:, LEFT], rows[:, RIGHT] = pairs[:, 0], pairs[:, 1]
         if depth_topic:
-            rows = self._associate(rows, left, depth_topic, tol, DEPTH)
-            if len(rows) == 0:
-                raise BagError(f"bag {self.path}: no depth on '{depth_topic}' is within "
-                               f"{sync_tolerance_ms} ms of a stereo pair")
+            rows = self._with_depth(rows, depth_topic, sync_tolerance_ms, "a stereo pair")
         if sequence:
             rows = self._add_sequence(rows, left_topic, max_gap_ms)
         self.rows = rows
