@@ -21,7 +21,8 @@ is trained once, no-KD twins start at once, a KD student when its teacher is rea
 
 Profile knobs, identical for every twin and KD student of a run: resolution (--size), student
 steps (--steps), the rig's stereo baseline (--baseline; stereo teachers resolve depth to about
-fx * B / 1 px, fx = 0.58 W), seeds (--seeds).
+fx * B / 1 px, fx = 0.58 W), seeds (--seeds), and what the network teachers are trained on
+(--teacher-gt: LiDAR like the students, or dense rendered depth).
 """
 
 from __future__ import annotations
@@ -231,7 +232,8 @@ class _Run:
         self.submit("teacher", owner, 0, m.teacher_recipe,
                     [*_common(self.profile, self.out / owner / "teacher", steps, 1,
                               progress=not self.parallel),
-                     *_section("model", m.teacher_model, self.profile), *m.teacher_extra],
+                     *_section("model", m.teacher_model, self.profile), *m.teacher_extra,
+                     f"data.synthetic.gt={self.profile.teacher_gt}"],
                     None, scored)
 
     def complete(self, name: str) -> bool:
@@ -333,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=float, default=0.0,
                         help="override the synthetic rig's stereo baseline, metres (default "
                         "KITTI's 0.54): wider resolves farther at a low resolution")
+    parser.add_argument("--teacher-gt", choices=("lidar", "dense"), default=None,
+                        help="what the network teachers train on (default: the profile's): "
+                        "the students' sparse LiDAR, or rendered depth everywhere (synthetic "
+                        "pre-training); the students always see LiDAR")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
     parser.add_argument("--jobs", type=int, default=0,
@@ -358,6 +364,8 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         knobs["height"], knobs["width"] = args.size
     if args.baseline:
         knobs["baseline"] = args.baseline
+    if args.teacher_gt:
+        knobs["teacher_gt"] = args.teacher_gt
     return dataclasses.replace(profile, **knobs)
 
 
@@ -382,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     trivial.update(baselines(profile))
     header = (f"Command: `{command}` (profile `{args.profile}`: {profile.height}x"
               f"{profile.width}, {profile.student_steps} student steps, rig baseline "
-              f"{profile.baseline} m, seeds {','.join(map(str, profile.seeds))}; {jobs} job(s) "
-              f"at a time, {minutes:.0f} min)")
+              f"{profile.baseline} m, teachers on {profile.teacher_gt} depth, seeds "
+              f"{','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "
+              f"{minutes:.0f} min)")
     table = report(results, header, trivial)
     print(table)
     save_results(results)

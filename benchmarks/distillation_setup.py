@@ -18,7 +18,10 @@ class Profile:
 
     ``height``/``width`` (training and test resolution), ``student_steps``, ``baseline`` (the
     synthetic rig's, metres) and ``seeds`` are the same for every twin and KD student.
-    ``jobs`` (0 = auto) is how many trainings run at once; ``amp`` mixed precision on CUDA.
+    ``teacher_gt`` is what the network teachers are trained on: "lidar" (the students'
+    sparse ground truth) or "dense" (rendered depth everywhere, as stereo networks are
+    pre-trained on synthetic SceneFlow); students always see LiDAR. ``jobs`` (0 = auto) is how
+    many trainings run at once; ``amp`` mixed precision on CUDA.
     """
 
     height: int
@@ -34,6 +37,7 @@ class Profile:
     method_lr: dict[str, float] = field(default_factory=dict)  # method -> its students' lr
     kd_lr: dict[str, float] = field(default_factory=dict)  # method -> its KD student's lr only
     baseline: float = KITTI_BASELINE_M
+    teacher_gt: str = "lidar"
     seeds: tuple[int, ...] = (0,)
     jobs: int = 0
     amp: bool = True

@@ -71,7 +71,7 @@ def test_report_judges_median_scaled_students_against_the_median_scaled_prior():
 def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
     args = distillation.build_parser().parse_args(
         ["--profile", "small", "--size", "96x320", "--baseline", "1.5", "--steps", "40",
-         "--seeds", "3,4"])
+         "--seeds", "3,4", "--teacher-gt", "dense"])
     profile = distillation.resolve_profile(args)
     assert (profile.height, profile.width, profile.baseline) == (96, 320, 1.5)
     assert (profile.student_steps, profile.seeds) == (40, (3, 4))
@@ -80,6 +80,8 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
               "trainer.max_steps=40", "seed=3"):
         assert o in overrides
     assert distillation.test_set(profile, stereo=True)[0]["baseline"].item() == 1.5
+    assert profile.teacher_gt == "dense"  # the teachers' ground truth; students keep LiDAR
+    assert "data.synthetic.gt=lidar" in overrides
     with pytest.raises(SystemExit):
         distillation.build_parser().parse_args(["--seeds", "1,1"])
     gpu = distillation.PROFILES["gpu"]

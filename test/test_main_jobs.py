@@ -37,7 +37,8 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     from benchmarks import distillation
 
     assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "sdfa_net",
-                              "--seeds", "0,1", "--out", str(tmp_path), "--jobs", "2"]) == 0
+                              "--seeds", "0,1", "--out", str(tmp_path), "--jobs", "2",
+                              "--teacher-gt", "dense"]) == 0
     saved = json.loads((tmp_path / "results.json").read_text())
     results = saved["results"]
     assert [r["method"] for r in results] == ["tie_kd", "sdfa_net"]  # in the order asked
@@ -69,6 +70,9 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
                                              .read_text()) for m in ("tie_kd", "sdfa_net")
                for part in ("kd", "nokd")}
     assert configs["sdfa_net/kd"]["seed"] == 1
+    teacher_cfg = yaml.safe_load((tmp_path / "tie_kd/teacher/config.yaml").read_text())
+    assert teacher_cfg["data"]["synthetic"]["gt"] == "dense"  # --teacher-gt: the teacher only
+    assert {c["data"]["synthetic"]["gt"] for c in configs.values()} == {"lidar"}
     betas = {k: c["optim"]["betas"] for k, c in configs.items()}  # SDFA's paper betas, both
     assert betas == {"tie_kd/kd": [0.9, 0.999], "tie_kd/nokd": [0.9, 0.999],
                      "sdfa_net/kd": [0.5, 0.999], "sdfa_net/nokd": [0.5, 0.999]}
