@@ -134,6 +134,19 @@ def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
                            progress=False)["summary"] for crop in CROPS}
 
 
+def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = True
+                      ) -> list[str]:
+    """Training overrides of ``owner``'s teacher: its model, steps, loss and ground truth.
+
+    The ground truth is the profile's ``teacher_gt`` when set, else the method's own.
+    """
+    m = METHODS[owner]
+    steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
+    return [*_common(profile, out, steps, 1, progress=progress),
+            *_section("model", m.teacher_model, profile), *m.teacher_extra,
+            f"data.synthetic.gt={profile.teacher_gt or m.teacher_gt}"]
+
+
 def teacher_owner(name: str) -> tuple[str, Method]:
     """Return the method whose teacher ``name`` distils from (itself unless ``teacher_from``)."""
     owner = METHODS[name].teacher_from or name
@@ -228,13 +241,9 @@ class _Run:
             print(self.log[-1], flush=True)
             self.submit("teacher", owner, 0, None, [], str(earlier), scored)
             return
-        steps = self.profile.teacher_steps.get(m.teacher_model, self.profile.student_steps)
         self.submit("teacher", owner, 0, m.teacher_recipe,
-                    [*_common(self.profile, self.out / owner / "teacher", steps, 1,
-                              progress=not self.parallel),
-                     *_section("model", m.teacher_model, self.profile), *m.teacher_extra,
-                     f"data.synthetic.gt={self.profile.teacher_gt}"],
-                    None, scored)
+                    teacher_overrides(owner, self.profile, self.out / owner / "teacher",
+                                      progress=not self.parallel), None, scored)
 
     def complete(self, name: str) -> bool:
         return all("kd" in r and "nokd" in r for r in self.results[name]["runs"].values())
@@ -336,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the synthetic rig's stereo baseline, metres (default "
                         "KITTI's 0.54): wider resolves farther at a low resolution")
     parser.add_argument("--teacher-gt", choices=("lidar", "dense"), default=None,
-                        help="what the network teachers train on (default: the profile's): "
-                        "the students' sparse LiDAR, or rendered depth everywhere (synthetic "
+                        help="what every network teacher trains on (default: each method's own, "
+                        "dense for DACNN's correlation teacher, LiDAR for the others): the "
+                        "students' sparse LiDAR, or rendered depth everywhere (synthetic "
                         "pre-training); the students always see LiDAR")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
@@ -390,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     trivial.update(baselines(profile))
     header = (f"Command: `{command}` (profile `{args.profile}`: {profile.height}x"
               f"{profile.width}, {profile.student_steps} student steps, rig baseline "
-              f"{profile.baseline} m, teachers on {profile.teacher_gt} depth, seeds "
-              f"{','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "
+              f"{profile.baseline} m, teachers on {profile.teacher_gt or 'their own'} "
+              f"depth, seeds {','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "
               f"{minutes:.0f} min)")
     table = report(results, header, trivial)
     print(table)

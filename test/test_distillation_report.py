@@ -80,10 +80,28 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
               "trainer.max_steps=40", "seed=3"):
         assert o in overrides
     assert distillation.test_set(profile, stereo=True)[0]["baseline"].item() == 1.5
-    assert profile.teacher_gt == "dense"  # the teachers' ground truth; students keep LiDAR
-    assert "data.synthetic.gt=lidar" in overrides
+    assert "data.synthetic.gt=lidar" in overrides  # students always see LiDAR
+    assert "data.synthetic.gt=dense" in distillation.teacher_overrides("adu_depth", profile,
+                                                                       tmp_path)
     with pytest.raises(SystemExit):
         distillation.build_parser().parse_args(["--seeds", "1,1"])
     gpu = distillation.PROFILES["gpu"]
     assert gpu.height >= 192 and gpu.width >= 640 and gpu.amp and gpu.student_steps >= 1000
     assert len(distillation.PROFILES["small"].seeds) >= 3
+
+
+def test_teachers_train_on_their_methods_ground_truth_unless_the_profile_says(tmp_path):
+    small = distillation.PROFILES["small"]
+
+    def gt(owner, profile):  # the last ground-truth override is the one the config keeps
+        return [o for o in distillation.teacher_overrides(owner, profile, tmp_path)
+                if o.startswith("data.synthetic.gt=")][-1]
+
+    # DACNN's correlation teacher is pre-trained on dense rendered depth with SILog (it was
+    # weaker than its student outside the LiDAR rows when trained on LiDAR); ADU's on LiDAR
+    assert gt("dacnn", small) == "data.synthetic.gt=dense"
+    assert "recipe.loss=silog" in distillation.teacher_overrides("dacnn", small, tmp_path)
+    assert gt("adu_depth", small) == "data.synthetic.gt=lidar"
+    lidar = distillation.resolve_profile(distillation.build_parser().parse_args(
+        ["--teacher-gt", "lidar"]))
+    assert gt("dacnn", lidar) == "data.synthetic.gt=lidar"
