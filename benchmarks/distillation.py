@@ -62,9 +62,10 @@ def _section(prefix: str, model: str, profile: Profile) -> list[str]:
 
 
 def _common(profile: Profile, out: Path, steps: int, seed: int, lr: float | None = None,
-            progress: bool = True) -> list[str]:
+            progress: bool = True, gt: str = "lidar") -> list[str]:
+    """Return the overrides every training of a run shares; ``gt``: its ground truth."""
     return [f"data.height={profile.height}", f"data.width={profile.width}",
-            f"data.synthetic.scenes={profile.train_scenes}", "data.synthetic.gt=lidar",
+            f"data.synthetic.scenes={profile.train_scenes}", f"data.synthetic.gt={gt}",
             "data.synthetic.val_scenes=8", f"data.synthetic.baseline={profile.baseline}",
             f"data.batch_size={profile.batch_size}", f"trainer.amp={str(profile.amp).lower()}",
             "data.augment.flip_prob=0", f"trainer.max_steps={steps}",
@@ -142,9 +143,9 @@ def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = 
     """
     m = METHODS[owner]
     steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
-    return [*_common(profile, out, steps, 1, progress=progress),
-            *_section("model", m.teacher_model, profile), *m.teacher_extra,
-            f"data.synthetic.gt={profile.teacher_gt or m.teacher_gt}"]
+    return [*_common(profile, out, steps, 1, progress=progress,
+                     gt=profile.teacher_gt or m.teacher_gt),
+            *_section("model", m.teacher_model, profile), *m.teacher_extra]
 
 
 def teacher_owner(name: str) -> tuple[str, Method]:

@@ -93,9 +93,10 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
 def test_teachers_train_on_their_methods_ground_truth_unless_the_profile_says(tmp_path):
     small = distillation.PROFILES["small"]
 
-    def gt(owner, profile):  # the last ground-truth override is the one the config keeps
-        return [o for o in distillation.teacher_overrides(owner, profile, tmp_path)
-                if o.startswith("data.synthetic.gt=")][-1]
+    def gt(owner, profile):  # the teacher's one ground-truth override
+        [chosen] = [o for o in distillation.teacher_overrides(owner, profile, tmp_path)
+                    if o.startswith("data.synthetic.gt=")]
+        return chosen
 
     # DACNN's correlation teacher is pre-trained on dense rendered depth with SILog (it was
     # weaker than its student outside the LiDAR rows when trained on LiDAR); ADU's on LiDAR
