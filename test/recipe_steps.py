@@ -63,7 +63,7 @@ def build(name: str, **cfg) -> nn.Module:
     """Build recipe ``name`` with tiny networks (stubbed later), paper defaults but for ``cfg``."""
     student, teacher = default_models(name)
     teacher_cfg = None if teacher is None else model_cfg(tiny(teacher))
-    if name == "x_distill":
+    if name in ("x_distill", "selfsup_mono"):
         cfg.setdefault("pose_encoder", "test_resnet")
     return create_recipe(name, model=model_cfg(tiny(student)),
                          teacher=teacher_cfg, untrained_teacher_ok=True, **cfg)

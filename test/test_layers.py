@@ -18,6 +18,7 @@ from depth_kd_core.layers.dpm import DPMHead, bin_centres, dpm_expectation, dpm_
 from depth_kd_core.layers.geometry import (
     backproject,
     disp_to_depth,
+    invert_rigid,
     pose_to_matrix,
     project,
     warp_horizontal,
@@ -125,6 +126,11 @@ def test_pose_matrix_and_its_inverse():
     torch.testing.assert_close(T[0, :3, :3], torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]),
                                atol=1e-6, rtol=0)
     torch.testing.assert_close(pose_to_matrix(aa, t, invert=True) @ T, torch.eye(4)[None],
+                               atol=1e-6, rtol=0)
+    # the rigid inverse of a matrix equals the inverse built from the parameters
+    torch.testing.assert_close(invert_rigid(T), pose_to_matrix(aa, t, invert=True),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(invert_rigid(T)[0, :3, 3], torch.tensor([-2.0, 1.0, -3.0]),
                                atol=1e-6, rtol=0)
 
 

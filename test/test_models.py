@@ -151,6 +151,18 @@ def test_tiekd_regression_baseline_is_the_student_with_a_depth_head():
     assert ((out["depth"] > reg.cfg.min_depth) & (out["depth"] < reg.cfg.max_depth)).all()
 
 
+def test_pose_net_init_forward_starts_it_driving_forward_and_changes_nothing_else():
+    """``init_forward`` f: the untrained pose net moves points f towards the camera (t_z - f)."""
+    frames = torch.rand(2, 3, 64, 192), torch.rand(2, 3, 64, 192)
+    torch.manual_seed(3)
+    plain = create_model("test_pose_net")(*frames)
+    torch.manual_seed(3)
+    forward = create_model("test_pose_net", init_forward=0.2)(*frames)
+    shift = torch.tensor([0.0, 0.0, -0.2]).expand(2, 3)
+    torch.testing.assert_close(forward["translation"], plain["translation"] + shift)
+    torch.testing.assert_close(forward["axisangle"], plain["axisangle"])
+
+
 def test_wrong_input_size_is_refused_with_a_clear_message():
     model = create_model("test_monodepth_student")
     with pytest.raises(ValueError, match="multiple of 32"):

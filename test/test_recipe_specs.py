@@ -19,7 +19,7 @@ from torch.testing import assert_close
 
 from depth_kd_core.errors import ConfigError
 from depth_kd_core.layers.disparity_volume import synthesize_right
-from depth_kd_core.layers.geometry import warp_horizontal
+from depth_kd_core.layers.geometry import invert_rigid, warp_horizontal
 from depth_kd_core.losses.adu import focal_depth_loss, umf_loss, umr_loss
 from depth_kd_core.losses.dacnn import guidance_kl
 from depth_kd_core.losses.depth import l1_loss, silog_loss
@@ -48,6 +48,7 @@ from recipe_steps import (
     adu_step,
     build,
     dacnn_step,
+    fixed_batch,
     sdfa_step,
     teacher_ids,
     tiekd_centres,
@@ -93,7 +94,9 @@ def test_x_distill_loss_is_monodepth2_plus_ramped_lambda_times_d2s(step, lam):
     """X-Distill eq. 4: Monodepth2 loss + lambda_D2S L_D2S, lambda ramping 0 -> 0.005."""
     out = x_distill_step(step=step)
     s, batch = out.student, out.batch
-    poses = [PoseStub()(batch["left"], src)["T"] for src in (batch["prev"], batch["next"])]
+    stub = PoseStub()  # Monodepth2's order: (prev, target) inverted, then (target, next)
+    poses = [invert_rigid(stub(batch["prev"], batch["left"])["T"]),
+             stub(batch["left"], batch["next"])["T"]]
     torch.manual_seed(1)
     student_cfg = model_cfg("test_monodepth_student")
     monodepth2 = video_warp_loss(s, poses, [batch["prev"], batch["next"]], batch,
@@ -103,6 +106,30 @@ def test_x_distill_loss_is_monodepth2_plus_ramped_lambda_times_d2s(step, lam):
     assert_close(out.out["loss"].detach(), (monodepth2 + lam * l_d2s).detach())
     assert_close(out.out["d2s_weight"], torch.tensor(lam))
     assert out.out["d2s"] > 0.5
+
+
+def test_video_poses_see_pairs_in_temporal_order_and_invert_the_previous():
+    """Monodepth2: the pose net sees (prev, target) and (target, next), the previous inverted.
+
+    So a pose net with one constant output (the stub: 5 cm along x) moves the previous frame
+    one way and the next frame the other.
+    """
+    recipe = build("selfsup_mono")
+    calls = []
+
+    class Recording(PoseStub):
+        def forward(self, target, source):
+            calls.append((target, source))
+            return super().forward(target, source)
+
+    recipe.extras["pose_net"] = Recording()
+    batch = fixed_batch()
+    T_prev, T_next = recipe.video_poses(batch)
+    assert calls[0][0] is batch["prev"] and calls[0][1] is batch["left"]
+    assert calls[1][0] is batch["left"] and calls[1][1] is batch["next"]
+    assert_close(T_next[:, 0, 3], torch.full((B,), 0.05))
+    assert_close(T_prev[:, 0, 3], torch.full((B,), -0.05))
+    assert_close(T_prev @ T_next, torch.eye(4).expand(B, 4, 4))
 
 
 def test_sdfa_net_loss_is_rec_plus_0p01_sd_plus_0p0008_and_0p0016_smoothness():

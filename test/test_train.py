@@ -27,8 +27,9 @@ TINY_DATA = ["data.height=64", "data.width=192", "data.synthetic.scenes=4",
              "data.augment.enabled=false", "data.synthetic.gt=dense", "trainer.progress=false",
              "trainer.tensorboard=false", "trainer.val_every_epochs=1000", "optim.lr=1e-3"]
 RECIPE_EXTRAS = {
-    "selfsup_mono": ["recipe.pose_encoder=test_resnet"],
-    "x_distill": ["recipe.pose_encoder=test_resnet"],
+    # as the benchmark trains them: the pose net starts driving forward (PoseNetCfg)
+    "selfsup_mono": ["recipe.pose_encoder=test_resnet", "recipe.pose_init_forward=0.01"],
+    "x_distill": ["recipe.pose_encoder=test_resnet", "recipe.pose_init_forward=0.01"],
     # Monodepth2 trains stereo with a 0.1 "baseline", i.e. a 0.54 m metric near limit: closer
     # starts push the first disparities out of the image, where warps have no gradient
     "stereo_selfsup": ["model.depth_head=inverse", "model.min_depth=0.5"],

@@ -76,6 +76,15 @@ def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor,
     return T
 
 
+def invert_rigid(T: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 4) rigid transforms [R | t] -> their inverses [R^T | -R^T t]."""
+    R, t = T[:, :3, :3], T[:, :3, 3:]
+    out = torch.eye(4, device=T.device, dtype=T.dtype).repeat(T.shape[0], 1, 1)
+    out[:, :3, :3] = R.transpose(1, 2)
+    out[:, :3, 3:] = -R.transpose(1, 2) @ t
+    return out
+
+
 def warp_horizontal(source: torch.Tensor, disp: torch.Tensor,
                     padding_mode: str = "border") -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``source`` at (x - disp, y): a left view from a right image and left disparity.

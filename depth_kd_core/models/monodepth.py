@@ -71,10 +71,17 @@ def monodepth_student(cfg: MonodepthCfg) -> MonodepthNet:
 
 @dataclass
 class PoseNetCfg(ModelCfg):
-    """Monodepth2's separate pose network (two frames in)."""
+    """Monodepth2's separate pose network (two frames in).
+
+    Attributes: init_forward: translation along the optical axis the untrained network
+    predicts for an (earlier, later) pair, in the depth network's units (0: Monodepth2's
+    random start). A vehicle camera mostly drives forward; from scratch, and without it, the
+    pose net settled on a sideways or backward shift even with the true depth (issue 18).
+    """
 
     encoder: str = "resnet18"
     output_kind: OutputKind = "pose"
+    init_forward: float = 0.0
 
 
 class PoseNet(DepthModel):
@@ -93,6 +100,8 @@ class PoseNet(DepthModel):
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True),
             nn.Conv2d(256, 6, 1),
         )
+        with torch.no_grad():  # points move towards a camera that drives forward: t_z < 0
+            self.decoder[-1].bias[5] -= cfg.init_forward / POSE_SCALE
 
     def forward(self, left: torch.Tensor, right: torch.Tensor | None = None, **context) -> dict:
         """``left`` is the target frame, ``right`` the source frame (same camera)."""
