@@ -62,27 +62,25 @@ def axis_angle_to_matrix(vec: torch.Tensor) -> torch.Tensor:
     return eye + s * skew + (1 - c) * (skew @ skew)
 
 
-def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor,
-                   invert: bool = False) -> torch.Tensor:
-    """(B, 3) rotation + (B, 3) translation -> (B, 4, 4); ``invert`` gives the inverse."""
-    R = axis_angle_to_matrix(axis_angle)
-    t = translation.unsqueeze(-1)
-    if invert:
-        R = R.transpose(1, 2)
-        t = -R @ t
+def _rigid_matrix(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) rotation + (B, 3, 1) translation -> (B, 4, 4) [R | t]."""
     T = torch.eye(4, device=R.device, dtype=R.dtype).repeat(R.shape[0], 1, 1)
     T[:, :3, :3] = R
     T[:, :3, 3:] = t
     return T
 
 
+def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor,
+                   invert: bool = False) -> torch.Tensor:
+    """(B, 3) rotation + (B, 3) translation -> (B, 4, 4); ``invert`` gives the inverse."""
+    T = _rigid_matrix(axis_angle_to_matrix(axis_angle), translation.unsqueeze(-1))
+    return invert_rigid(T) if invert else T
+
+
 def invert_rigid(T: torch.Tensor) -> torch.Tensor:
     """(B, 4, 4) rigid transforms [R | t] -> their inverses [R^T | -R^T t]."""
-    R, t = T[:, :3, :3], T[:, :3, 3:]
-    out = torch.eye(4, device=T.device, dtype=T.dtype).repeat(T.shape[0], 1, 1)
-    out[:, :3, :3] = R.transpose(1, 2)
-    out[:, :3, 3:] = -R.transpose(1, 2) @ t
-    return out
+    R_inv = T[:, :3, :3].transpose(1, 2)
+    return _rigid_matrix(R_inv, -R_inv @ T[:, :3, 3:])
 
 
 def warp_horizontal(source: torch.Tensor, disp: torch.Tensor,
