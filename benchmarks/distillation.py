@@ -21,8 +21,11 @@ is trained once, no-KD twins start at once, a KD student when its teacher is rea
 
 Profile knobs, identical for every twin and KD student of a run: resolution (--size), student
 steps (--steps), the rig's stereo baseline (--baseline; stereo teachers resolve depth to about
-fx * B / 1 px, fx = 0.58 W), seeds (--seeds), and what the network teachers are trained on
-(--teacher-gt: LiDAR like the students, or dense rendered depth).
+fx * B / 1 px, fx = 0.58 W), seeds (--seeds), what the network teachers are trained on
+(--teacher-gt: LiDAR like the students, or dense rendered depth), and the resolution TIE-KD's
+teacher sees (--teacher-scale K: its depth is precomputed once for the training scenes, as in
+the paper, from the stereo pair rendered at K x the students' resolution, and resized to
+theirs; its row in the tables is scored the same way).
 """
 
 from __future__ import annotations
@@ -38,17 +41,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 import torch
+from torch.utils.data import default_collate
 
 from benchmarks.distillation_report import CROPS, PRIOR, PRIOR_MEDIAN, aggregate, report
 from benchmarks.distillation_setup import METHODS, PROFILES, Method, Profile  # noqa: F401
 from depth_kd_core.baselines import fit_depth_prior
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
 from depth_kd_core.data.datasets import build_datasets
+from depth_kd_core.data.teacher_depth import read_manifest
 from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, score_baselines
 from depth_kd_core.fileio import atomic_write_text
+from depth_kd_core.precompute_teacher import precompute
 from depth_kd_core.runtime import select_device as pick_device
 from depth_kd_core.train import Trainer
 from depth_kd_core.training.config import load_train_config
+
+TEACHER_DEPTH = "teacher_depth"  # <out>/<method>/: a precomputed teacher's depth maps
 
 
 def _pose_encoder(profile: Profile) -> list[str]:
@@ -126,13 +134,58 @@ def baselines(profile: Profile) -> dict:
     return out
 
 
-def score(ckpt: Path | str, profile: Profile, out: Path) -> dict:
-    """Summary metrics of one checkpoint on the test scenes: ``{crop: summary}``."""
+def at_scale(profile: Profile, scale: int) -> Profile:
+    """``profile`` with its resolution multiplied by ``scale`` (what a scaled teacher sees)."""
+    return dataclasses.replace(profile, height=profile.height * scale,
+                               width=profile.width * scale)
+
+
+class ScaledTeacher:
+    """A teacher as the students get it, behind the evaluation loop's predictor interface.
+
+    It runs on the test scenes rendered at ``scale`` x the students' resolution, and its depth
+    is resized (hole-aware) to theirs.
+    """
+
+    def __init__(self, predictor: Predictor, profile: Profile, scale: int) -> None:
+        self.predictor, self.cfg = predictor, predictor.cfg
+        self.scenes = test_set(at_scale(profile, scale), predictor.cfg.stereo_input)
+
+    def __call__(self, batch: dict) -> dict:
+        hires = default_collate([self.scenes[int(i)] for i in batch["index"]])
+        return self.predictor(hires, out_size=tuple(batch["left"].shape[-2:]))
+
+
+def score(ckpt: Path | str, profile: Profile, out: Path, scale: int = 1) -> dict:
+    """Summary metrics of one checkpoint on the test scenes: ``{crop: summary}``.
+
+    ``scale`` > 1: a teacher that sees the scenes at that multiple of the profile's size.
+    """
     predictor = Predictor.load(str(ckpt), pick_device("auto"))
     data = test_set(profile, predictor.cfg.stereo_input)
-    return {crop: evaluate(predictor, data, EvalCfg(out_dir=str(out / crop), batch_size=8,
-                                                      grid_every=16, crop=crop),
+    scored = ScaledTeacher(predictor, profile, scale) if scale > 1 else predictor
+    return {crop: evaluate(scored, data, EvalCfg(out_dir=str(out / crop), batch_size=8,
+                                                   grid_every=16, crop=crop),
                            progress=False)["summary"] for crop in CROPS}
+
+
+def student_data(profile: Profile) -> DataCfg:
+    """Return the students' data section (their training scenes, in their order)."""
+    return load_train_config(None, ["recipe.name=supervised",
+                                    *_common(profile, Path("unused"), 1, 0)]).data
+
+
+def precompute_teacher(ckpt: str, profile: Profile, folder: Path, progress: bool) -> str:
+    """Write the teacher's depth of the students' training scenes into ``folder``.
+
+    The teacher sees them at the profile's ``teacher_scale``. A finished folder is kept
+    (``--reuse-teachers``). Returns the folder.
+    """
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if not (manifest and manifest.get("complete")):
+        precompute(student_data(profile), ckpt, folder, profile.teacher_scale,
+                   progress=progress)
+    return str(folder)
 
 
 def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = True
@@ -140,12 +193,21 @@ def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = 
     """Training overrides of ``owner``'s teacher: its model, steps, loss and ground truth.
 
     The ground truth is the profile's ``teacher_gt`` when set, else the method's own.
+    A precomputed teacher (``Method.precomputed``) is made at the profile's ``teacher_scale``
+    times the students' resolution, SGBM's disparity range scaled with it.
     """
     m = METHODS[owner]
     steps = profile.teacher_steps.get(m.teacher_model, profile.student_steps)
-    return [*_common(profile, out, steps, 1, progress=progress,
-                     gt=profile.teacher_gt or m.teacher_gt),
-            *_section("model", m.teacher_model, profile), *m.teacher_extra]
+    scale = profile.teacher_scale if m.precomputed else 1
+    model = [_scale_disparities(o, scale) for o in _section("model", m.teacher_model, profile)]
+    return [*_common(at_scale(profile, scale), out, steps, 1, progress=progress,
+                     gt=profile.teacher_gt or m.teacher_gt), *model, *m.teacher_extra]
+
+
+def _scale_disparities(override: str, scale: int) -> str:
+    """``model.num_disparities=N`` -> N * scale (SGBM: the same nearest depth at any size)."""
+    key, _, value = override.partition("=")
+    return f"{key}={int(value) * scale}" if key == "model.num_disparities" else override
 
 
 def teacher_owner(name: str) -> tuple[str, Method]:
@@ -155,20 +217,28 @@ def teacher_owner(name: str) -> tuple[str, Method]:
 
 
 def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Profile,
-        eval_out: Path | None, threads: int = 0) -> dict:
+        eval_out: Path | None, threads: int = 0, depth_dir: Path | None = None) -> dict:
     """Run one unit of work, in this process or a pool worker.
 
-    Train ``recipe`` (or take ``ckpt`` when recipe is None) and score the result into
-    ``eval_out`` (None: no scoring). Returns {"ckpt", "log", "scores"}. ``threads`` > 0 sets
-    torch's intra-op threads.
+    Train ``recipe`` (or take ``ckpt`` when recipe is None), precompute its depth of the
+    training scenes into ``depth_dir`` (a precomputed teacher; None: not) and score the result
+    into ``eval_out`` (None: no scoring). Returns {"ckpt", "log", "scores", "teacher_depth"}.
+    ``threads`` > 0 sets torch's intra-op threads.
     """
     if threads:
         torch.set_num_threads(threads)
     log: list[str] = []
     if recipe is not None:
         ckpt = str(train(recipe, overrides, log))
-    return {"ckpt": ckpt, "log": log, "scores": score(ckpt, profile, eval_out)
-            if eval_out is not None else None}
+    scale = 1
+    if depth_dir is not None:
+        start, scale = time.time(), profile.teacher_scale
+        depth_dir = precompute_teacher(ckpt, profile, depth_dir, progress=threads == 0)
+        log.append(f"teacher depth of the training scenes at x{scale}: {depth_dir} "
+                   f"({time.time() - start:.0f}s)")
+        print(log[-1], flush=True)
+    return {"ckpt": ckpt, "log": log, "teacher_depth": depth_dir,
+            "scores": score(ckpt, profile, eval_out, scale) if eval_out is not None else None}
 
 
 class InlineExecutor:
@@ -211,20 +281,29 @@ class _Run:
         self.waiting: dict[str, list[str]] = {}  # teacher owner -> methods whose KD waits
 
     def submit(self, part: str, name: str, seed: int, recipe: str | None,
-               overrides: list[str], ckpt: str | None, eval_out: Path | None) -> None:
+               overrides: list[str], ckpt: str | None, eval_out: Path | None,
+               depth_dir: Path | None = None) -> None:
         future = self.pool.submit(job, recipe, overrides, ckpt, self.profile, eval_out,
-                                  self.threads)
+                                  self.threads, depth_dir)
         self.pending[future] = (part, name, seed)
 
-    def student(self, part: str, name: str, seed: int, teacher_ckpt: str | None) -> None:
-        """Submit the no-KD twin or the KD student of ``name`` trained with ``seed``."""
+    def student(self, part: str, name: str, seed: int, teacher_ckpt: str | None,
+                teacher_depth: str | None = None) -> None:
+        """Submit the no-KD twin or the KD student of ``name`` trained with ``seed``.
+
+        ``teacher_depth``: the folder of a precomputed teacher's depth (replaces the
+        checkpoint for the KD student).
+        """
         m, p = METHODS[name], self.profile
         lr = p.kd_lr.get(name, p.method_lr.get(name)) if part == "kd" else p.method_lr.get(name)
         folder = self.out / name / f"seed{seed}"
         overrides = [*_common(p, folder / part, p.student_steps, seed, lr, not self.parallel),
                      *_student(name, p), *m.student_extra,
                      *(m.kd_extra if part == "kd" else m.nokd_extra)]
-        if part == "kd" and teacher_ckpt is not None:
+        if part == "kd" and teacher_depth is not None:
+            overrides += ["teacher.name=precomputed_teacher",
+                          f"data.teacher_depth_dir={teacher_depth}"]
+        elif part == "kd" and teacher_ckpt is not None:
             overrides.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
         if part == "kd" and name == "sdfa_net":  # self-distillation from half-way on
             overrides.append(f"recipe.distill_from_step={p.student_steps // 2}")
@@ -237,14 +316,16 @@ class _Run:
         scored = self.out / owner / "eval_teacher" if m.teacher_recipe != "segmentation" \
             else None
         earlier = reuse / owner / "teacher" / "checkpoints" / "last.pt" if reuse else None
+        depth_dir = (self.out if earlier is None or not earlier.exists() else reuse) \
+            / owner / TEACHER_DEPTH if m.precomputed else None
         if earlier is not None and earlier.exists():
             self.log.append(f"{m.teacher_recipe} ({m.teacher_model}): reused {earlier}")
             print(self.log[-1], flush=True)
-            self.submit("teacher", owner, 0, None, [], str(earlier), scored)
+            self.submit("teacher", owner, 0, None, [], str(earlier), scored, depth_dir)
             return
         self.submit("teacher", owner, 0, m.teacher_recipe,
                     teacher_overrides(owner, self.profile, self.out / owner / "teacher",
-                                      progress=not self.parallel), None, scored)
+                                      progress=not self.parallel), None, scored, depth_dir)
 
     def complete(self, name: str) -> bool:
         return all("kd" in r and "nokd" in r for r in self.results[name]["runs"].values())
@@ -257,7 +338,7 @@ class _Run:
                 if outcome["scores"] is not None:
                     self.results[waiter]["teacher"] = outcome["scores"]
                 for s in self.profile.seeds:
-                    self.student("kd", waiter, s, outcome["ckpt"])
+                    self.student("kd", waiter, s, outcome["ckpt"], outcome["teacher_depth"])
             return False
         r = self.results[name]
         r["runs"][str(seed)][part] = outcome["scores"]
@@ -350,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "dense for DACNN's correlation teacher, LiDAR for the others): the "
                         "students' sparse LiDAR, or rendered depth everywhere (synthetic "
                         "pre-training); the students always see LiDAR")
+    parser.add_argument("--teacher-scale", type=int, default=0, metavar="K",
+                        help="TIE-KD's teacher (precomputed, any model) sees the stereo pair at "
+                        "K x the students' resolution, its depth resized to theirs (default: "
+                        "the profile's; small and gpu use 2)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
     parser.add_argument("--jobs", type=int, default=0,
@@ -377,6 +462,8 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         knobs["baseline"] = args.baseline
     if args.teacher_gt:
         knobs["teacher_gt"] = args.teacher_gt
+    if args.teacher_scale:
+        knobs["teacher_scale"] = args.teacher_scale
     return dataclasses.replace(profile, **knobs)
 
 
@@ -402,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Command: `{command}` (profile `{args.profile}`: {profile.height}x"
               f"{profile.width}, {profile.student_steps} student steps, rig baseline "
               f"{profile.baseline} m, teachers on {profile.teacher_gt or 'their own'} "
-              f"depth, seeds {','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "
+              f"depth, TIE-KD's teacher at x{profile.teacher_scale}, seeds "
+              f"{','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "
               f"{minutes:.0f} min)")
     table = report(results, header, trivial)
     print(table)

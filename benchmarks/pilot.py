@@ -38,7 +38,10 @@ def pilot_overrides(args: argparse.Namespace, profile: bench.Profile) -> tuple[s
     if args.part == "kd":
         lr = profile.kd_lr.get(args.method, profile.method_lr.get(args.method))
         recipe, extra = m.kd_recipe, list(m.kd_extra)
-        if args.teacher:
+        if args.teacher_depth:
+            extra += ["teacher.name=precomputed_teacher",
+                      f"data.teacher_depth_dir={args.teacher_depth}"]
+        elif args.teacher:
             extra.append(f"recipe.teacher_checkpoint={args.teacher}")
         if args.method == "sdfa_net":
             extra.append(f"recipe.distill_from_step={args.steps // 2}")
@@ -83,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=list(bench.METHODS), required=True)
     parser.add_argument("--part", choices=("nokd", "kd"), default="nokd")
     parser.add_argument("--teacher", default="", help="teacher checkpoint for --part kd")
+    parser.add_argument("--teacher-depth", default="", metavar="DIR",
+                        help="or: precomputed teacher depth of the training scenes "
+                        "(python -m depth_kd_core.precompute_teacher), read by "
+                        "precomputed_teacher")
     parser.add_argument("--profile", choices=sorted(bench.PROFILES), default="small")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--scenes", type=int, default=64, help="training scenes")

@@ -142,17 +142,21 @@ class Predictor:
         """Whether the model runs at its own input size (False: at the camera's, SGBM)."""
         return self.estimator.work_size is not None
 
-    def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Depth (and sigma): (B, 1, H, W) metres at the batch's resolution, 0 = no depth."""
+    def __call__(self, batch: dict, out_size: tuple[int, int] | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Depth (and sigma): (B, 1, H, W) metres, 0 = no depth.
+
+        At the batch's resolution, or at ``out_size`` (height, width): resized hole-aware.
+        """
         images = _to_rgb8(batch["left"])
         Ks = [k.double().numpy() for k in batch["K"]] if "K" in batch else [None] * len(images)
         if self.cfg.stereo_input:
             rights = _to_rgb8(batch["right"])
             base = batch["baseline"]
-            preds = [self.estimator.predict(left, right, K, float(b))
+            preds = [self.estimator.predict(left, right, K, float(b), out_size)
                      for left, right, K, b in zip(images, rights, Ks, base)]
         else:
-            preds = self.estimator.predict_batch(images, Ks)
+            preds = self.estimator.predict_batch(images, Ks, out_size)
         result = {"depth": _stack([p.depth for p in preds])}
         if preds[0].has_sigma:
             result["sigma"] = _stack([p.sigma for p in preds])

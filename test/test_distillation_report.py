@@ -85,6 +85,12 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
                                                                        tmp_path)
     with pytest.raises(SystemExit):
         distillation.build_parser().parse_args(["--seeds", "1,1"])
+    # TIE-KD's (precomputed) teacher alone sees the pair at K x; SGBM searches K x as far
+    scaled = distillation.resolve_profile(distillation.build_parser().parse_args(
+        ["--profile", "small", "--teacher-scale", "3"]))
+    tie = distillation.teacher_overrides("tie_kd", scaled, tmp_path)
+    assert {"data.height=192", "data.width=576", "model.num_disparities=96"} <= set(tie)
+    assert "data.height=64" in distillation.teacher_overrides("adu_depth", scaled, tmp_path)
     gpu = distillation.PROFILES["gpu"]
     assert gpu.height >= 192 and gpu.width >= 640 and gpu.amp and gpu.student_steps >= 1000
     assert len(distillation.PROFILES["small"].seeds) >= 3

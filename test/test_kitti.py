@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from depth_kd_core.data import kitti
+from depth_kd_core.data import depth_png, kitti
 from depth_kd_core.data.camera import warp_depth_to_right
 from depth_kd_core.data.schema import check_item
 from depth_kd_core.data.synthetic.recording import depth_to_velodyne, write_synthetic_kitti
@@ -157,15 +157,15 @@ def test_depth_png_is_value_over_256(tmp_path):
 
     raw = np.array([[0, 1, 5120, 65535]], np.uint16)
     cv2.imwrite(str(tmp_path / "gt.png"), raw)
-    np.testing.assert_array_equal(kitti.read_depth_png(tmp_path / "gt.png"),
+    np.testing.assert_array_equal(depth_png.read_depth_png(tmp_path / "gt.png"),
                                   [[0.0, 1 / 256, 20.0, 65535 / 256]])
     depth = np.array([[0.0, 12.5, 0.001, np.nan, 300.0]], np.float32)
-    kitti.write_depth_png(tmp_path / "out.png", depth)
+    depth_png.write_depth_png(tmp_path / "out.png", depth)
     written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(written, [[0, 3200, 1, 0, 65535]])  # devkit: max(d*256, 1)
     cv2.imwrite(str(tmp_path / "eight.png"), np.zeros((2, 2), np.uint8))
     with pytest.raises(DataError, match=r"eight.png is uint8 .* expected a single-channel 16-bit"):
-        kitti.read_depth_png(tmp_path / "eight.png")
+        depth_png.read_depth_png(tmp_path / "eight.png")
 
 
 # ----------------------------------------------------------------- KittiRawDataset

@@ -165,7 +165,7 @@ DATA = "depth_kd_core.data"
 # dataset factory; the one crossing is the synthetic world recorded as a bag and as KITTI.
 DATA_SOURCES = (f"{DATA}.bags", f"{DATA}.synthetic", f"{DATA}.kitti")
 DATA_SHARED = (f"{DATA}.camera", f"{DATA}.schema", f"{DATA}.transforms", f"{DATA}.config",
-               f"{DATA}.semantics")
+               f"{DATA}.semantics", f"{DATA}.depth_png", f"{DATA}.teacher_depth")
 DATA_FACTORY = f"{DATA}.datasets"  # build_datasets: the one module that knows every source
 SOURCE_CROSSINGS = {f"{DATA}.synthetic.recording": (f"{DATA}.bags.writer", f"{DATA}.kitti")}
 CAMERA, TRANSFORMS = f"{DATA}.camera", f"{DATA}.transforms"

@@ -98,6 +98,10 @@ class DataCfg:
     # replace an unreadable item (bad frame, damaged chunk) by the next good one, with a
     # warning naming it and the count reported at the end, instead of stopping the run
     skip_bad_frames: bool = False
+    # folder of precomputed teacher depth for the training items (``teacher_depth``, read by
+    # the precomputed_teacher model), written by python -m depth_kd_core.precompute_teacher;
+    # "" = none
+    teacher_depth_dir: str = ""
     augment: AugmentCfg = field(default_factory=AugmentCfg)
     synthetic: SyntheticSourceCfg = field(default_factory=SyntheticSourceCfg)
     kitti: KittiSourceCfg = field(default_factory=KittiSourceCfg)

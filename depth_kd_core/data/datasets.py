@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from depth_kd_core.data.config import DataCfg
 from depth_kd_core.data.schema import BATCH_KEYS, IMAGE_KEYS
 from depth_kd_core.data.synthetic.dataset import SyntheticStereoDataset
+from depth_kd_core.data.teacher_depth import TeacherDepthFiles
 from depth_kd_core.data.transforms import (
     LEFT_ONLY_KEYS,
     ColorJitter,
@@ -132,7 +133,12 @@ def _unpack(item: dict) -> dict:
 
 
 def available_keys(cfg: DataCfg) -> set[str]:
-    """Batch keys the configured source can provide."""
+    """Batch keys the configured source can provide (``teacher_depth``: when precomputed)."""
+    precomputed = {"teacher_depth"} if cfg.teacher_depth_dir else set()
+    return _source_keys(cfg) | precomputed
+
+
+def _source_keys(cfg: DataCfg) -> set[str]:
     if cfg.source == "synthetic":
         return set(BATCH_KEYS) - {"teacher_depth"}
     if cfg.source == "kitti":
@@ -153,7 +159,9 @@ def _hint(cfg: DataCfg, missing: list[str]) -> str:
              "depth_gt": {"rosbag": "set data.rosbag.depth_topic (16UC1/32FC1)"},
              "semantics": {"kitti": "use data.source=synthetic",
                            "rosbag": "use data.source=synthetic"},
-             "teacher_depth": {}}
+             "teacher_depth": {src: "set data.teacher_depth_dir (python -m "
+                               "depth_kd_core.precompute_teacher writes it)"
+                               for src in ("synthetic", "kitti", "rosbag")}}
     found = [hints.get(k, {}).get(cfg.source) for k in missing]
     return "; ".join(h for h in dict.fromkeys(found) if h) or "choose a source that has them"
 
@@ -203,8 +211,9 @@ def build_datasets(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     """
     needs = set(needs)
     check_needs(cfg, needs)
-    builder = {"synthetic": _synthetic, "kitti": _kitti, "rosbag": _rosbag}[cfg.source]
-    train, val = builder(cfg, needs)
+    train, val = _build(cfg, needs - {"teacher_depth"})
+    if "teacher_depth" in needs:  # training only: validation scores the student alone
+        train = TeacherDepthFiles(train, cfg.teacher_depth_dir, load_size(cfg))
     if cfg.skip_bad_frames:
         train, val = SkipBadItems(train, "training"), SkipBadItems(val, "validation")
     sample = train[0]
@@ -214,6 +223,20 @@ def build_datasets(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
     val_crop = Crop(cfg.height, cfg.width, "center") if _crops(cfg) else None
     return ItemView(train, range(len(train)), train_transform(cfg, set(sample))), \
         ItemView(val, range(len(val)), val_crop)
+
+
+def training_items(cfg: DataCfg, needs: set[str]) -> Dataset:
+    """Return the training items at :func:`load_size`, before augmentation, in order.
+
+    What precomputed teacher depth is computed on and matched to (item i -> file i).
+    """
+    check_needs(cfg, set(needs))
+    return _build(cfg, set(needs))[0]
+
+
+def _build(cfg: DataCfg, needs: set[str]) -> tuple[Dataset, Dataset]:
+    builder = {"synthetic": _synthetic, "kitti": _kitti, "rosbag": _rosbag}[cfg.source]
+    return builder(cfg, needs)
 
 
 def _crops(cfg: DataCfg) -> bool:

@@ -18,7 +18,9 @@ def validation_grid(recipe, batch: dict, out: dict) -> np.ndarray:
     rows = [to_rgb_u8(batch["left"][0])]
     if "depth" in out:
         rows.append(_depth_panel(out["depth"][0], cfg.max_depth))
-    if recipe.teachers and "teacher" in recipe.teachers:
+    # a precomputed teacher's maps exist for training items only, not validation ones
+    if recipe.teachers and "teacher" in recipe.teachers \
+            and recipe.teacher.cfg.batch_keys <= set(batch):
         t = recipe.teacher_output({k: v[:1] if torch.is_tensor(v) else v
                                    for k, v in batch.items()})
         if "depth" in t:

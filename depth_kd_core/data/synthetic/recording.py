@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from depth_kd_core.data.bags.writer import BagTopics, BagWriter, RawRig, rig_matrices, write_frame
 from depth_kd_core.data.camera import axis_angle_rotation
-from depth_kd_core.data.kitti import write_depth_png
+from depth_kd_core.data.depth_png import write_depth_png
 from depth_kd_core.data.synthetic.world import MAX_SEQUENCE_LENGTH, SyntheticWorld
 from depth_kd_core.fileio import atomic_dir, atomic_path, atomic_write_text
 
