@@ -49,6 +49,7 @@ from depth_kd_core.baselines import fit_depth_prior
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.data.teacher_depth import read_manifest
+from depth_kd_core.errors import DepthKDError
 from depth_kd_core.evaluate import EvalCfg, Predictor, evaluate, score_baselines
 from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.precompute_teacher import precompute
@@ -185,6 +186,13 @@ def precompute_teacher(ckpt: str, profile: Profile, folder: Path, progress: bool
     if not (manifest and manifest.get("complete")):
         precompute(student_data(profile), ckpt, folder, profile.teacher_scale,
                    progress=progress)
+        return str(folder)
+    wanted = {"scale": profile.teacher_scale, "size": [profile.height, profile.width],
+              "items": profile.train_scenes}
+    found = {k: manifest.get(k) for k in wanted}
+    if found != wanted:
+        raise DepthKDError(f"the reused teacher depth {folder} was made for {found}, this run "
+                           f"needs {wanted}: reuse a run with the same profile and knobs")
     return str(folder)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import pytest
 
 from benchmarks import distillation
 from benchmarks.distillation_report import aggregate, gap_closed, report, stats, verdict
+from depth_kd_core.errors import DepthKDError
 
 
 def _summary(abs_rel: float, rmse: float, a1: float, median: bool = False) -> dict:
@@ -112,3 +115,13 @@ def test_teachers_train_on_their_methods_ground_truth_unless_the_profile_says(tm
     lidar = distillation.resolve_profile(distillation.build_parser().parse_args(
         ["--teacher-gt", "lidar"]))
     assert gt("dacnn", lidar) == "data.synthetic.gt=lidar"
+
+
+def test_reused_teacher_depth_must_match_the_profile(tmp_path):
+    small = distillation.PROFILES["small"]
+    (tmp_path / "teacher_depth.json").write_text(json.dumps(
+        {"complete": True, "scale": 1, "size": [64, 192], "items": 384}))
+    with pytest.raises(DepthKDError, match=r"made for \{'scale': 1, .*needs \{'scale': 2"):
+        distillation.precompute_teacher("unused.pt", small, tmp_path, progress=False)
+    same = dataclasses.replace(small, teacher_scale=1)  # a matching folder is taken as it is
+    assert distillation.precompute_teacher("unused.pt", same, tmp_path, False) == str(tmp_path)
