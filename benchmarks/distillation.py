@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-scale", type=int, default=0, metavar="K",
                         help="TIE-KD's teacher (precomputed, any model) sees the stereo pair at "
                         "K x the students' resolution, its depth resized to theirs (default: "
-                        "the profile's; small and gpu use 2)")
+                        "the profile's: 2 for small, 1 for gpu)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--out", default="runs/distillation_benchmark", help="output folder")
     parser.add_argument("--jobs", type=int, default=0,
