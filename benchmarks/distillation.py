@@ -212,6 +212,11 @@ def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = 
                      gt=profile.teacher_gt or m.teacher_gt), *model, *m.teacher_extra]
 
 
+def student_steps(profile: Profile, name: str) -> int:
+    """Return the training steps of ``name``'s twin and KD student."""
+    return profile.method_steps.get(name, profile.student_steps)
+
+
 def _scale_disparities(override: str, scale: int) -> str:
     """``model.num_disparities=N`` -> N * scale (SGBM: the same nearest depth at any size)."""
     key, _, value = override.partition("=")
@@ -305,7 +310,8 @@ class _Run:
         m, p = METHODS[name], self.profile
         lr = p.kd_lr.get(name, p.method_lr.get(name)) if part == "kd" else p.method_lr.get(name)
         folder = self.out / name / f"seed{seed}"
-        overrides = [*_common(p, folder / part, p.student_steps, seed, lr, not self.parallel),
+        steps = student_steps(p, name)
+        overrides = [*_common(p, folder / part, steps, seed, lr, not self.parallel),
                      *_student(name, p), *m.student_extra,
                      *(m.kd_extra if part == "kd" else m.nokd_extra)]
         if part == "kd" and teacher_depth is not None:
@@ -314,7 +320,7 @@ class _Run:
         elif part == "kd" and teacher_ckpt is not None:
             overrides.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
         if part == "kd" and name == "sdfa_net":  # self-distillation from half-way on
-            overrides.append(f"recipe.distill_from_step={p.student_steps // 2}")
+            overrides.append(f"recipe.distill_from_step={steps // 2}")
         self.submit(part, name, seed, m.kd_recipe if part == "kd" else m.nokd_recipe,
                     overrides, None, folder / f"eval_{part}")
 
@@ -425,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="small")
     parser.add_argument("--steps", type=int, default=0,
-                        help="override the profile's student steps (twin and KD alike)")
+                        help="override the profile's student steps, every method's (twin and "
+                        "KD alike)")
     parser.add_argument("--seeds", type=_seeds, default=None,
                         help="training seeds of each twin/KD pair, e.g. 0,1,2 (default: the "
                         "profile's; small and gpu use 0,1,2)")
@@ -461,7 +468,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     profile = PROFILES[args.profile]
     knobs: dict = {}
     if args.steps:
-        knobs["student_steps"] = args.steps
+        knobs["student_steps"], knobs["method_steps"] = args.steps, {}
     if args.seeds:
         knobs["seeds"] = args.seeds
     if args.size:
@@ -495,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                else sys.argv[1:])
     trivial.update(baselines(profile))
     header = (f"Command: `{command}` (profile `{args.profile}`: {profile.height}x"
-              f"{profile.width}, {profile.student_steps} student steps, rig baseline "
+              f"{profile.width}, {profile.student_steps} student steps "
+              f"{dict(profile.method_steps) or ''}, rig baseline "
               f"{profile.baseline} m, teachers on {profile.teacher_gt or 'their own'} "
               f"depth, TIE-KD's teacher at x{profile.teacher_scale}, seeds "
               f"{','.join(map(str, profile.seeds))}; {jobs} job(s) at a time, "

@@ -78,6 +78,9 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
     profile = distillation.resolve_profile(args)
     assert (profile.height, profile.width, profile.baseline) == (96, 320, 1.5)
     assert (profile.student_steps, profile.seeds) == (40, (3, 4))
+    assert distillation.student_steps(profile, "tie_kd") == 40  # --steps: every method's
+    small = distillation.PROFILES["small"]  # TIE-KD's slow DPM student gets 1000, both parts
+    assert [distillation.student_steps(small, m) for m in ("tie_kd", "dacnn")] == [1000, 500]
     overrides = distillation._common(profile, tmp_path, profile.student_steps, 3)
     for o in ("data.height=96", "data.width=320", "data.synthetic.baseline=1.5",
               "trainer.max_steps=40", "seed=3"):

@@ -75,6 +75,8 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
                                              .read_text()) for m in ("tie_kd", "sdfa_net")
                for part in ("kd", "nokd")}
     assert configs["sdfa_net/kd"]["seed"] == 1
+    steps = {k: c["trainer"]["max_steps"] for k, c in configs.items()}  # method_steps
+    assert steps == {"tie_kd/kd": 6, "tie_kd/nokd": 6, "sdfa_net/kd": 4, "sdfa_net/nokd": 4}
     teacher_cfg = yaml.safe_load((tmp_path / "tie_kd/teacher/config.yaml").read_text())
     assert teacher_cfg["data"]["synthetic"]["gt"] == "dense"  # --teacher-gt: the teacher only
     assert (teacher_cfg["data"]["height"], teacher_cfg["model"]["num_disparities"]) == (128, 64)
