@@ -2,8 +2,9 @@ r"""Precompute a teacher's depth for every training item, optionally at a higher
 
     python -m depth_kd_core.precompute_teacher --config config/tie_kd_quick.yaml \
         --teacher sgbm_teacher model.num_disparities=64 --scale 2 --out runs/quick/sgbm_x2
-    python -m depth_kd_core.train --config config/tie_kd_quick.yaml \
-        teacher.name=precomputed_teacher data.teacher_depth_dir=runs/quick/sgbm_x2
+    python -m depth_kd_core.train --config config/tie_kd_quick.yaml recipe.teacher_checkpoint= \
+        recipe.confidence_weight=false teacher.name=precomputed_teacher \
+        data.teacher_depth_dir=runs/quick/sgbm_x2 trainer.out_dir=runs/quick/tie_kd_x2
 
 TIE-KD's teacher is any depth model whose output is computed once and stored (METHODS §2).
 With ``--scale K`` the teacher sees each training item loaded at K times the configured size
@@ -16,7 +17,8 @@ The config's ``data`` section says which items (a training config works); ``mode
 overrides configure a teacher named by registry name (SGBM's ``num_disparities`` should grow
 with ``--scale`` to keep the same nearest depth). ``--out`` gets one
 16-bit PNG per item (metres x 256, 0 = no depth; the KITTI encoding) named by the item's
-position, and ``teacher_depth.json`` (teacher, scale, size, item count, coverage). An
+position, and ``teacher_depth.json`` (teacher, its settings, scale, size, item count, and the
+coverage of the maps written by the last run). An
 interrupted run continues where it stopped when started again with the same settings; a
 finished folder, or one written with other settings, is only replaced with ``--overwrite``.
 """
