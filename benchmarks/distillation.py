@@ -243,9 +243,9 @@ def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Pro
     log: list[str] = []
     if recipe is not None:
         ckpt = str(train(recipe, overrides, log))
-    scale = 1
+    scale = profile.teacher_scale if depth_dir is not None else 1
     if depth_dir is not None:
-        start, scale = time.time(), profile.teacher_scale
+        start = time.time()
         depth_dir = precompute_teacher(ckpt, profile, depth_dir, progress=threads == 0)
         log.append(f"teacher depth of the training scenes at x{scale}: {depth_dir} "
                    f"({time.time() - start:.0f}s)")

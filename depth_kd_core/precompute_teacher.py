@@ -50,7 +50,10 @@ from depth_kd_core.runtime import select_device
 
 
 def scaled(data: DataCfg, scale: int) -> DataCfg:
-    """Return ``data`` with its load size (and crop) times ``scale``, augmentation off."""
+    """Return ``data`` with its load size (and crop) times ``scale``, augmentation off.
+
+    The items are read once, so the synthetic source does not keep them in memory.
+    """
     if scale < 1:
         raise ConfigError(f"--scale must be an integer >= 1, got {scale}")
     if scale > 1 and 0 in load_size(data):
@@ -59,7 +62,8 @@ def scaled(data: DataCfg, scale: int) -> DataCfg:
     return dataclasses.replace(
         data, height=data.height * scale, width=data.width * scale,
         resize_height=data.resize_height * scale, resize_width=data.resize_width * scale,
-        teacher_depth_dir="", augment=AugmentCfg(enabled=False))
+        teacher_depth_dir="", augment=AugmentCfg(enabled=False),
+        synthetic=dataclasses.replace(data.synthetic, cache=False))
 
 
 def precompute(data: DataCfg, teacher: str, out: str | Path, scale: int = 1, *,
@@ -95,18 +99,18 @@ def precompute(data: DataCfg, teacher: str, out: str | Path, scale: int = 1, *,
     settings["items"] = len(items)
     atomic_write_text(out / MANIFEST, json.dumps({**settings, "complete": False}, indent=2))
     start, covered, done = time.time(), 0.0, 0
+    out_size = tuple(size) if 0 not in size else None  # native size: scale is 1 (scaled())
     loader = DataLoader(items, batch_size=batch_size)
     for batch in tqdm(loader, desc=f"teacher depth x{scale}", unit="batch", disable=not progress):
-        todo = [i for i in batch["index"].tolist() if overwrite or not depth_file(out, i).exists()]
-        if todo:
-            height, width = size if 0 not in size else (s // scale for s in
-                                                           batch["left"].shape[-2:])
-            depth = predictor(batch, out_size=(height, width))["depth"][:, 0].numpy()
-            for b, i in enumerate(batch["index"].tolist()):
-                if i in todo:
-                    write_depth_png(depth_file(out, i), depth[b])
-                    covered += float(np.mean(depth[b] > 0))
-                    done += 1
+        todo = {b: depth_file(out, i) for b, i in enumerate(batch["index"].tolist())
+                if overwrite or not depth_file(out, i).exists()}
+        if not todo:
+            continue
+        depth = predictor(batch, out_size=out_size)["depth"][:, 0].numpy()
+        for b, path in todo.items():
+            write_depth_png(path, depth[b])
+            covered += float(np.mean(depth[b] > 0))
+            done += 1
     manifest = {**settings, "complete": True, "coverage": covered / max(done, 1),
                 "seconds": round(time.time() - start, 1)}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
@@ -128,11 +132,10 @@ def _prepare(out: Path, settings: dict, overwrite: bool) -> None:
         raise ConfigError(f"--out {out} already holds a finished precomputation "
                           f"({found.get('teacher')}, x{found.get('scale')}); pass --overwrite "
                           f"to replace it")
-    same = {k: found.get(k) for k in settings} == settings
-    if not same:
+    earlier = {k: found.get(k) for k in settings}
+    if earlier != settings:
         raise ConfigError(f"--out {out} holds an unfinished precomputation with other settings "
-                          f"({ {k: found.get(k) for k in settings} }); pass --overwrite to "
-                          f"start again")
+                          f"({earlier}); pass --overwrite to start again")
 
 
 def load_sections(path: str | None, overrides: list[str]) -> tuple[DataCfg, dict]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from torch.utils.data import Dataset
 
 from depth_kd_core.data.depth_png import read_depth_png
@@ -84,5 +83,5 @@ class TeacherDepthFiles(Dataset):
             raise DataError(f"{depth_file(self.folder, i)} is {depth.shape[1]}x{depth.shape[0]}, "
                             f"but item {i}'s image is {item['left'].shape[-1]}x"
                             f"{item['left'].shape[-2]}")
-        item["teacher_depth"] = map_to_tensor(depth.astype(np.float32))
+        item["teacher_depth"] = map_to_tensor(depth)  # float32 metres already
         return item
