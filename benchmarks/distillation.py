@@ -41,11 +41,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 import torch
+import yaml
 from torch.utils.data import default_collate
 
 from benchmarks.distillation_report import CROPS, PRIOR, PRIOR_MEDIAN, aggregate, report
 from benchmarks.distillation_setup import METHODS, PROFILES, Method, Profile  # noqa: F401
 from depth_kd_core.baselines import fit_depth_prior
+from depth_kd_core.cli import run_cli
+from depth_kd_core.config import dump_yaml
 from depth_kd_core.data.config import DataCfg, SyntheticSourceCfg
 from depth_kd_core.data.datasets import build_datasets
 from depth_kd_core.data.teacher_depth import read_manifest
@@ -84,11 +87,41 @@ def _common(profile: Profile, out: Path, steps: int, seed: int, lr: float | None
             "trainer.keep_last=1", f"seed={seed}"]
 
 
-def train(recipe: str, overrides: list[str], log: list[str]) -> Path:
-    """Train in this process; returns the last checkpoint."""
+def _settings(config_yaml: str) -> dict:
+    """Return a run's settings from its ``config.yaml`` text, less what cannot change a result."""
+    cfg = yaml.safe_load(config_yaml)
+    cfg.get("trainer", {}).pop("progress", None)  # --jobs 1 shows bars, pool workers do not
+    return cfg
+
+
+def continuation(cfg) -> dict:
+    """``Trainer`` arguments that continue the training in ``cfg``'s folder (``--resume``).
+
+    From the folder's newest checkpoint (a finished training is only read back); a folder
+    without one starts again, its partial files moved aside into ``replaced_<time>/``.
+
+    Raises:
+        DepthKDError: the folder holds a training with other settings.
+    """
+    out = Path(cfg.trainer.out_dir)
+    saved = out / "config.yaml"
+    if saved.is_file() and _settings(saved.read_text()) != _settings(dump_yaml(cfg)):
+        raise DepthKDError(f"--resume: {out} holds a training with other settings than this "
+                           f"run's (its config.yaml differs): resume with the profile and "
+                           f"knobs it was started with, or choose another --out")
+    if any((out / "checkpoints").glob("*.pt")):
+        return {"resume": "auto"}
+    return {"overwrite": True}
+
+
+def train(recipe: str, overrides: list[str], log: list[str], resume: bool = False) -> Path:
+    """Train in this process; returns the last checkpoint.
+
+    ``resume``: continue the training already in its folder (``continuation``).
+    """
     cfg = load_train_config(None, [f"recipe.name={recipe}", *overrides])
     start = time.time()
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, **(continuation(cfg) if resume else {}))
     trainer.fit()
     tail = trainer.history[-20:]  # mean of the last steps' loss terms, for diagnosis
     terms = {k: sum(h[k] for h in tail) / len(tail) for k in tail[0]} if tail else {}
@@ -230,10 +263,12 @@ def teacher_owner(name: str) -> tuple[str, Method]:
 
 
 def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Profile,
-        eval_out: Path | None, threads: int = 0, depth_dir: Path | None = None) -> dict:
+        eval_out: Path | None, threads: int = 0, depth_dir: Path | None = None,
+        resume: bool = False) -> dict:
     """Run one unit of work, in this process or a pool worker.
 
-    Train ``recipe`` (or take ``ckpt`` when recipe is None), precompute its depth of the
+    Train ``recipe`` (or take ``ckpt`` when recipe is None; ``resume``: continue the training
+    in its folder), precompute its depth of the
     training scenes into ``depth_dir`` (a precomputed teacher; None: not) and score the result
     into ``eval_out`` (None: no scoring). Returns {"ckpt", "log", "scores", "teacher_depth"}.
     ``threads`` > 0 sets torch's intra-op threads.
@@ -242,7 +277,7 @@ def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Pro
         torch.set_num_threads(threads)
     log: list[str] = []
     if recipe is not None:
-        ckpt = str(train(recipe, overrides, log))
+        ckpt = str(train(recipe, overrides, log, resume))
     scale = profile.teacher_scale if depth_dir is not None else 1
     if depth_dir is not None:
         start = time.time()
@@ -282,8 +317,9 @@ class _Run:
     """
 
     def __init__(self, names: list[str], profile: Profile, out: Path, log: list[str],
-                 jobs: int) -> None:
+                 jobs: int, resume: bool = False) -> None:
         self.names, self.profile, self.out, self.log = names, profile, out, log
+        self.resume = resume
         self.parallel = jobs > 1
         self.threads = max(1, torch.get_num_threads() // jobs) if self.parallel else 0
         self.pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) \
@@ -297,7 +333,7 @@ class _Run:
                overrides: list[str], ckpt: str | None, eval_out: Path | None,
                depth_dir: Path | None = None) -> None:
         future = self.pool.submit(job, recipe, overrides, ckpt, self.profile, eval_out,
-                                  self.threads, depth_dir)
+                                  self.threads, depth_dir, self.resume)
         self.pending[future] = (part, name, seed)
 
     def student(self, part: str, name: str, seed: int, teacher_ckpt: str | None,
@@ -363,15 +399,17 @@ class _Run:
 
 
 def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
-                reuse: Path | None = None, jobs: int = 1, on_result=None) -> list[dict]:
+                reuse: Path | None = None, jobs: int = 1, on_result=None,
+                resume: bool = False) -> list[dict]:
     """Teachers, no-KD twins and KD students of ``names`` as jobs on ``jobs`` processes.
 
     A teacher is trained (or taken from ``reuse``) once per owner and scored once; no-KD twins
     (one per seed of the profile) start at once; KD students when their teacher is ready.
+    ``resume``: every training continues what an interrupted run left in ``out``.
     ``on_result(results)`` is called with the finished methods (in the order asked) whenever a
     method completes. Returns one result dict per method, in the order of ``names``.
     """
-    run = _Run(names, profile, out, log, jobs)
+    run = _Run(names, profile, out, log, jobs, resume)
     for name in names:  # teachers first: they gate the KD students
         owner, m = teacher_owner(name)
         if m.teacher_recipe is None:
@@ -460,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reuse-teachers", metavar="DIR", default=None,
                         help="take trained teachers from an earlier run's --out folder (same "
                         "profile and knobs) instead of training them again")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out (same profile and knobs): "
+                        "each training goes on from its newest checkpoint (one per epoch), a "
+                        "finished one is only scored again; without it an --out holding an "
+                        "earlier run is refused")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks instead of one-line errors")
     return parser
 
 
@@ -484,7 +529,15 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args, argv), debug=args.debug, prog="benchmarks.distillation")
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     profile, out = resolve_profile(args), Path(args.out)
+    earlier = [name for name in args.methods if (out / name).exists()]
+    if earlier and not args.resume:
+        raise DepthKDError(f"--out {out} already holds a run of {', '.join(earlier)}: continue "
+                           f"it with --resume (same profile and knobs), or choose another --out")
     start, log = time.time(), []
     reuse = Path(args.reuse_teachers) if args.reuse_teachers else None
     trivial: dict = {}
@@ -496,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
              "baselines": trivial}, indent=2, default=str) + "\n")
 
     jobs = args.jobs or default_jobs(profile)
-    results = run_methods(args.methods, profile, out, log, reuse, jobs, save_results)
+    results = run_methods(args.methods, profile, out, log, reuse, jobs, save_results,
+                          args.resume)
     minutes = (time.time() - start) / 60
     command = "python -m benchmarks.distillation " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])

@@ -99,3 +99,34 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     rescored = second["results"][0]["teacher"]["none"]["abs_rel"]  # the same teacher, rescored
     # (SGBM's WLS fill differs in the 4th digit between OpenCV thread counts: --jobs 2 vs 1)
     assert rescored == pytest.approx(results[0]["teacher"]["none"]["abs_rel"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_an_interrupted_benchmark_run_resumes_without_redoing_finished_trainings(tmp_path,
+                                                                                capsys):
+    from benchmarks import distillation
+
+    argv = ["--profile", "smoke", "--methods", "tie_kd", "--seeds", "0", "--jobs", "1",
+            "--out", str(tmp_path)]
+    assert distillation.main(argv) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    kd, twin = tmp_path / "tie_kd/seed0/kd", tmp_path / "tie_kd/seed0/nokd"
+    finished = (kd / "checkpoints/last.pt").stat().st_mtime_ns
+    for ckpt in (twin / "checkpoints").glob("*.pt"):  # the twin was killed before its first
+        ckpt.unlink()                                  # checkpoint: only its config was written
+
+    assert distillation.main(argv) == 2  # an earlier run is never overwritten unasked
+    assert "--resume" in capsys.readouterr().err
+    assert distillation.main(argv + ["--steps", "3", "--resume"]) == 2  # other knobs
+    assert "holds a training with other settings" in capsys.readouterr().err
+    assert not list((twin / "checkpoints").glob("*.pt"))  # the refusals changed nothing
+
+    assert distillation.main(argv + ["--resume"]) == 0
+    resumed = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    assert (kd / "checkpoints/last.pt").stat().st_mtime_ns == finished  # not trained again
+    assert not list(kd.glob("replaced_*"))
+    assert resumed["runs"]["0"]["kd"] == first["runs"]["0"]["kd"]  # only scored again
+    assert (twin / "checkpoints/last.pt").is_file()  # the unfinished twin was trained
+    assert list(twin.glob("replaced_*/config.yaml"))  # its partial files were kept aside
+    twin_steps = yaml.safe_load((twin / "config.yaml").read_text())["trainer"]["max_steps"]
+    assert twin_steps == 6
