@@ -58,7 +58,7 @@ from depth_kd_core.fileio import atomic_write_text
 from depth_kd_core.precompute_teacher import precompute
 from depth_kd_core.runtime import select_device as pick_device
 from depth_kd_core.train import Trainer
-from depth_kd_core.training.config import load_train_config
+from depth_kd_core.training.config import TrainConfig, load_train_config
 
 TEACHER_DEPTH = "teacher_depth"  # <out>/<method>/: a precomputed teacher's depth maps
 
@@ -94,7 +94,7 @@ def _settings(config_yaml: str) -> dict:
     return cfg
 
 
-def continuation(cfg) -> dict:
+def continuation(cfg: TrainConfig) -> dict:
     """``Trainer`` arguments that continue the training in ``cfg``'s folder (``--resume``).
 
     From the folder's newest checkpoint (a finished training is only read back); a folder
@@ -268,9 +268,9 @@ def job(recipe: str | None, overrides: list[str], ckpt: str | None, profile: Pro
     """Run one unit of work, in this process or a pool worker.
 
     Train ``recipe`` (or take ``ckpt`` when recipe is None; ``resume``: continue the training
-    in its folder), precompute its depth of the
-    training scenes into ``depth_dir`` (a precomputed teacher; None: not) and score the result
-    into ``eval_out`` (None: no scoring). Returns {"ckpt", "log", "scores", "teacher_depth"}.
+    in its folder), precompute its depth of the training scenes into ``depth_dir`` (a
+    precomputed teacher; None: not) and score the result into ``eval_out`` (None: no
+    scoring). Returns {"ckpt", "log", "scores", "teacher_depth"}.
     ``threads`` > 0 sets torch's intra-op threads.
     """
     if threads:
