@@ -87,11 +87,28 @@ def _common(profile: Profile, out: Path, steps: int, seed: int, lr: float | None
             "trainer.keep_last=1", f"seed={seed}"]
 
 
-def _settings(config_yaml: str) -> dict:
-    """Return a run's settings from its ``config.yaml`` text, less what cannot change a result."""
-    cfg = yaml.safe_load(config_yaml)
-    cfg.get("trainer", {}).pop("progress", None)  # --jobs 1 shows bars, pool workers do not
-    return cfg
+def _settings(cfg: TrainConfig) -> dict:
+    """Return a training's settings, less what cannot change its result.
+
+    Left out: the progress-bar flag (``--jobs 1`` shows bars, pool workers do not) and the
+    training's folder (a reused teacher is read where it lies).
+    """
+    settings = yaml.safe_load(dump_yaml(cfg))
+    for key in ("progress", "out_dir"):
+        settings["trainer"].pop(key, None)
+    return settings
+
+
+def saved_settings(folder: Path) -> dict | None:
+    """Return the settings of the training in ``folder`` (None: no readable ``config.yaml``).
+
+    The file is read back through the config loader, so a key added to the configs since it
+    was written takes its default value, as it did then.
+    """
+    try:
+        return _settings(load_train_config(folder / "config.yaml"))
+    except (OSError, DepthKDError):
+        return None
 
 
 def continuation(cfg: TrainConfig) -> dict:
@@ -104,8 +121,7 @@ def continuation(cfg: TrainConfig) -> dict:
         DepthKDError: the folder holds a training with other settings.
     """
     out = Path(cfg.trainer.out_dir)
-    saved = out / "config.yaml"
-    if saved.is_file() and _settings(saved.read_text()) != _settings(dump_yaml(cfg)):
+    if (out / "config.yaml").is_file() and saved_settings(out) != _settings(cfg):
         raise DepthKDError(f"--resume: {out} holds a training with other settings than this "
                            f"run's (its config.yaml differs): resume with the profile and "
                            f"knobs it was started with, or choose another --out")
@@ -245,6 +261,28 @@ def teacher_overrides(owner: str, profile: Profile, out: Path, progress: bool = 
                      gt=profile.teacher_gt or m.teacher_gt), *model, *m.teacher_extra]
 
 
+def reused_teacher(owner: str, profile: Profile, reuse: Path) -> Path | None:
+    """Return the checkpoint of ``owner``'s teacher in an earlier run's folder ``reuse``.
+
+    None when that run has none. ``--reuse-teachers`` promises a teacher trained as this run
+    would train it, so one trained with other settings is refused.
+
+    Raises:
+        DepthKDError: the teacher's ``config.yaml`` is missing or differs from this run's.
+    """
+    folder = reuse / owner / "teacher"
+    ckpt = folder / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        return None
+    wanted = load_train_config(None, [f"recipe.name={METHODS[owner].teacher_recipe}",
+                                      *teacher_overrides(owner, profile, folder)])
+    if saved_settings(folder) != _settings(wanted):
+        raise DepthKDError(f"--reuse-teachers: the teacher in {folder} was trained with other "
+                           f"settings than this run's (its config.yaml is missing or differs): "
+                           f"reuse a run with the same profile and knobs")
+    return ckpt
+
+
 def student_steps(profile: Profile, name: str) -> int:
     """Return the training steps of ``name``'s twin and KD student."""
     return profile.method_steps.get(name, profile.student_steps)
@@ -365,10 +403,10 @@ class _Run:
         m = METHODS[owner]
         scored = self.out / owner / "eval_teacher" if m.teacher_recipe != "segmentation" \
             else None
-        earlier = reuse / owner / "teacher" / "checkpoints" / "last.pt" if reuse else None
-        depth_dir = (self.out if earlier is None or not earlier.exists() else reuse) \
-            / owner / TEACHER_DEPTH if m.precomputed else None
-        if earlier is not None and earlier.exists():
+        earlier = reused_teacher(owner, self.profile, reuse) if reuse else None
+        depth_dir = (self.out if earlier is None else reuse) / owner / TEACHER_DEPTH \
+            if m.precomputed else None
+        if earlier is not None:
             self.log.append(f"{m.teacher_recipe} ({m.teacher_model}): reused {earlier}")
             print(self.log[-1], flush=True)
             self.submit("teacher", owner, 0, None, [], str(earlier), scored, depth_dir)
@@ -497,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "bit-identical, across values")
     parser.add_argument("--reuse-teachers", metavar="DIR", default=None,
                         help="take trained teachers from an earlier run's --out folder (same "
-                        "profile and knobs) instead of training them again")
+                        "profile and knobs) instead of training them again; a teacher trained "
+                        "with other settings (its config.yaml) is refused")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same profile and knobs): "
                         "each training goes on from its newest checkpoint (one per epoch), a "
@@ -540,6 +579,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
                            f"it with --resume (same profile and knobs), or choose another --out")
     start, log = time.time(), []
     reuse = Path(args.reuse_teachers) if args.reuse_teachers else None
+    for name in args.methods if reuse else []:  # a mismatched teacher: before any work
+        reused_teacher(teacher_owner(name)[0], profile, reuse)
     trivial: dict = {}
 
     def save_results(done: list[dict]) -> None:  # also after each method: survives a crash

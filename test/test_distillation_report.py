@@ -7,10 +7,13 @@ import json
 import math
 
 import pytest
+import yaml
 
 from benchmarks import distillation
 from benchmarks.distillation_report import aggregate, gap_closed, report, stats, verdict
+from depth_kd_core.config import dump_yaml
 from depth_kd_core.errors import DepthKDError
+from depth_kd_core.training.config import load_train_config
 
 
 def _summary(abs_rel: float, rmse: float, a1: float, median: bool = False) -> dict:
@@ -128,3 +131,40 @@ def test_reused_teacher_depth_must_match_the_profile(tmp_path):
         distillation.precompute_teacher("unused.pt", small, tmp_path, progress=False)
     same = dataclasses.replace(small, teacher_scale=1)  # a matching folder is taken as it is
     assert distillation.precompute_teacher("unused.pt", same, tmp_path, False) == str(tmp_path)
+
+
+def _saved_teacher(reuse, owner: str, profile) -> tuple:
+    """An earlier run's folder holding ``owner``'s teacher as ``profile`` trains it."""
+    folder = reuse / owner / "teacher"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"weights")
+    cfg = load_train_config(None, [f"recipe.name={distillation.METHODS[owner].teacher_recipe}",
+                                   *distillation.teacher_overrides(owner, profile, folder)])
+    (folder / "config.yaml").write_text(dump_yaml(cfg))
+    return folder, folder / "checkpoints" / "last.pt"
+
+
+def test_a_reused_teacher_must_have_been_trained_as_this_run_would_train_it(tmp_path):
+    small = distillation.PROFILES["small"]
+    folder, ckpt = _saved_teacher(tmp_path, "adu_depth", small)
+    assert distillation.reused_teacher("adu_depth", small, tmp_path) == ckpt
+    assert distillation.reused_teacher("dacnn", small, tmp_path) is None  # none to reuse
+
+    longer = dataclasses.replace(small, teacher_steps={**small.teacher_steps,
+                                                      "stereo_concat_teacher": 8000})
+    with pytest.raises(DepthKDError, match=r"--reuse-teachers: the teacher in .*adu_depth"):
+        distillation.reused_teacher("adu_depth", longer, tmp_path)
+    with pytest.raises(DepthKDError, match="other settings"):  # the rig's baseline, say
+        distillation.reused_teacher("adu_depth", dataclasses.replace(small, baseline=1.0),
+                                    tmp_path)
+
+    # a teacher written before a config key existed had that key's default: still the same
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    del saved["data"]["teacher_depth_dir"]
+    saved["trainer"]["out_dir"] = "/elsewhere/teacher"  # and was trained in another folder
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert distillation.reused_teacher("adu_depth", small, tmp_path) == ckpt
+
+    (folder / "config.yaml").unlink()  # settings unknown: not taken on trust
+    with pytest.raises(DepthKDError, match="missing or differs"):
+        distillation.reused_teacher("adu_depth", small, tmp_path)

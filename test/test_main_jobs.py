@@ -89,9 +89,11 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
                      "sdfa_net/kd": [0.5, 0.999], "sdfa_net/nokd": [0.5, 0.999]}
 
     again = tmp_path / "again"  # a second run takes the trained teacher instead of retraining
-    assert distillation.main(["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
-                              "--reuse-teachers", str(tmp_path), "--jobs", "1",
-                              "--seeds", "0"]) == 0
+    reuse = ["--profile", "smoke", "--methods", "tie_kd", "--out", str(again),
+             "--reuse-teachers", str(tmp_path), "--jobs", "1", "--seeds", "0"]
+    assert distillation.main(reuse) == 2  # not one trained with other knobs (--teacher-gt)
+    assert not again.exists()  # refused before any work
+    assert distillation.main(reuse + ["--teacher-gt", "dense"]) == 0
     second = json.loads((again / "results.json").read_text())
     assert any("reused" in line for line in second["log"])
     assert not (again / "tie_kd" / "teacher").exists()  # not made again
