@@ -134,7 +134,7 @@ def test_reused_teacher_depth_must_match_the_profile(tmp_path):
 
 
 def _saved_teacher(reuse, owner: str, profile) -> tuple:
-    """An earlier run's folder holding ``owner``'s teacher as ``profile`` trains it."""
+    """Write ``owner``'s teacher, as ``profile`` trains it, into an earlier run's folder."""
     folder = reuse / owner / "teacher"
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "checkpoints" / "last.pt").write_bytes(b"weights")
