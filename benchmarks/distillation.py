@@ -398,12 +398,11 @@ class _Run:
         self.submit(part, name, seed, m.kd_recipe if part == "kd" else m.nokd_recipe,
                     overrides, None, folder / f"eval_{part}")
 
-    def teacher(self, owner: str, reuse: Path | None) -> None:
-        """Train (or take from ``reuse``) and score the teacher of ``owner`` once."""
+    def teacher(self, owner: str, reuse: Path | None, earlier: Path | None) -> None:
+        """Train (or take ``earlier``, from ``reuse``) and score the teacher of ``owner`` once."""
         m = METHODS[owner]
         scored = self.out / owner / "eval_teacher" if m.teacher_recipe != "segmentation" \
             else None
-        earlier = reused_teacher(owner, self.profile, reuse) if reuse else None
         depth_dir = (self.out if earlier is None else reuse) / owner / TEACHER_DEPTH \
             if m.precomputed else None
         if earlier is not None:
@@ -447,6 +446,9 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
     ``on_result(results)`` is called with the finished methods (in the order asked) whenever a
     method completes. Returns one result dict per method, in the order of ``names``.
     """
+    owners = dict.fromkeys(o for o, m in map(teacher_owner, names) if m.teacher_recipe)
+    # every reused teacher is checked before any work starts
+    reused = {o: reused_teacher(o, profile, reuse) if reuse else None for o in owners}
     run = _Run(names, profile, out, log, jobs, resume)
     for name in names:  # teachers first: they gate the KD students
         owner, m = teacher_owner(name)
@@ -454,7 +456,7 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
             continue
         if owner not in run.waiting:
             run.waiting[owner] = []
-            run.teacher(owner, reuse)
+            run.teacher(owner, reuse, reused[owner])
         run.waiting[owner].append(name)
     for seed in profile.seeds:
         for name in names:
@@ -579,8 +581,6 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
                            f"it with --resume (same profile and knobs), or choose another --out")
     start, log = time.time(), []
     reuse = Path(args.reuse_teachers) if args.reuse_teachers else None
-    for name in args.methods if reuse else []:  # a mismatched teacher: before any work
-        reused_teacher(teacher_owner(name)[0], profile, reuse)
     trivial: dict = {}
 
     def save_results(done: list[dict]) -> None:  # also after each method: survives a crash
