@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from depth_kd_core.layers.attention import AttentionAdapter
 from depth_kd_core.layers.disparity_volume import (
@@ -24,7 +25,7 @@ from depth_kd_core.layers.geometry import (
     warp_horizontal,
 )
 from depth_kd_core.layers.sdfa import SDFA, offset_resample
-from depth_kd_core.layers.ssim import SSIM_C1, gaussian_ssim, ssim_loss_map
+from depth_kd_core.layers.ssim import SSIM_C1, box_mean3, gaussian_ssim, ssim_loss_map
 from depth_kd_core.layers.uncertainty import UncertaintyHead, sigma_from_log_var
 from depth_kd_core.models.crf_decoder import _merge, _windows
 
@@ -94,6 +95,16 @@ def test_ssim_of_constant_images_by_hand():
     assert ssim_loss_map(x, x).max() < 1e-6
     assert gaussian_ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
     assert gaussian_ssim(x, 1 - x).item() < 0.5
+
+
+def test_the_ssim_window_mean_is_a_3x3_average_pool_in_values_and_gradients():
+    t = torch.rand(2, 3, 7, 9, dtype=torch.float64, requires_grad=True)
+    got, want = box_mean3(t), F.avg_pool2d(t, 3, 1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    w = torch.randn_like(want)
+    torch.testing.assert_close(torch.autograd.grad((got * w).sum(), t)[0],
+                               torch.autograd.grad((want * w).sum(), t)[0],
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_backproject_project_round_trip_and_stereo_disparity():
@@ -173,6 +184,10 @@ def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
     want = torch.autograd.grad(loss(ref), [x, head.conv.weight, head.conv.bias])
     for g, r in zip(got, want):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # inference takes plain operators: the same values, bit for bit
+        plain = head(x)
+    for key in ("dpm", "depth", "sigma"):
+        assert torch.equal(plain[key], out[key])
 
 
 def test_dpm_head_sigma_of_a_peaked_far_dpm_is_exact_in_float32():

@@ -37,6 +37,65 @@ def dpm_std(dpm: torch.Tensor, centres: torch.Tensor, depth: torch.Tensor | None
     return var.clamp_min(0).sqrt()
 
 
+def _moments(dpm: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bins-last dpm (..., K) -> expectation and two-pass variance, each (..., 1).
+
+    The variance stays two-pass, sum_i p_i (c_i - depth)^2: E[c^2] - E[c]^2 cancels
+    catastrophically in fp32 for a peaked DPM.
+    """
+    depth = torch.matmul(dpm, centres.unsqueeze(-1))
+    deviation = (centres - depth).square_()
+    var = torch.matmul(dpm.unsqueeze(-2), deviation.unsqueeze(-1)).squeeze(-1)
+    return depth, var
+
+
+class _SoftmaxMoments(torch.autograd.Function):
+    """logits (..., K) -> (softmax, expectation, spread) with one fused backward.
+
+    The forward is :func:`_moments` on the softmax. The backward adds the three outputs'
+    gradients into one per-bin gradient g_i = g_p,i + g_depth c_i + g_sigma (c_i - depth)^2
+    / (2 sigma) (the expectation's own dependence on p adds nothing to the spread's: it is
+    sum_i p_i (c_i - depth) = 0) and applies the softmax Jacobian once, in place:
+    p_i (g_i - sum_j p_j g_j). Autograd's graph of the same formulas allocates and traverses
+    one bins-sized tensor per elementary op and was most of a TIE-KD training step on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, centres: torch.Tensor):
+        dpm = torch.softmax(logits, dim=-1)
+        depth, var = _moments(dpm, centres)
+        sigma = var.clamp_min(0).sqrt()
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(dpm, centres, depth, sigma)
+        return dpm, depth, sigma
+
+    @staticmethod
+    def backward(ctx, g_dpm, g_depth, g_sigma):
+        dpm, centres, depth, sigma = ctx.saved_tensors
+        g = torch.zeros_like(dpm) if g_depth is None else g_depth * centres
+        if g_dpm is not None:
+            g.add_(g_dpm)
+        if g_sigma is not None:
+            per_var = torch.where(sigma > 0, g_sigma / (2 * sigma), torch.zeros_like(sigma))
+            g.addcmul_(per_var, (centres - depth).square())
+        g.sub_(torch.matmul(g.unsqueeze(-2), dpm.unsqueeze(-1)).squeeze(-1)).mul_(dpm)
+        return g, None
+
+
+def softmax_moments(logits: torch.Tensor, centres: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bins-last logits (..., K) -> dpm (..., K), depth (..., 1) metres, sigma (..., 1) metres.
+
+    With gradients the fused :class:`_SoftmaxMoments`; without (inference, export) the same
+    forward as plain ops, so exported graphs hold standard operators.
+    """
+    if torch.is_grad_enabled() and logits.requires_grad:
+        return _SoftmaxMoments.apply(logits, centres)
+    dpm = torch.softmax(logits, dim=-1)
+    depth, var = _moments(dpm, centres)
+    return dpm, depth, var.clamp_min(0).sqrt()
+
+
 class DPMHead(nn.Module):
     """1x1 conv -> softmax over bins: (B, C, H, W) -> dict(dpm, depth, sigma).
 
@@ -45,10 +104,10 @@ class DPMHead(nn.Module):
     the bins last: the 1x1 conv is a ``linear`` on (B, H, W, C), the softmax and both moments
     reduce a contiguous axis and the expectation is a matrix-vector product. The bins-on-dim-1
     version reduced a strided axis in every pass and was most of a CPU forward (and its
-    ONNX graph's ReduceSum over axis 1 ran slower still). The variance stays two-pass,
-    sum_i p_i (c_i - depth)^2: E[c^2] - E[c]^2 cancels catastrophically in fp32 for a peaked
-    DPM. ``dpm`` is returned as a (B, K, H, W) view of the bins-last tensor (channels-last
-    strides; the values are the softmax over bins).
+    ONNX graph's ReduceSum over axis 1 ran slower still). In training the softmax and moments
+    are one autograd node with a fused backward (:func:`softmax_moments`). ``dpm`` is
+    returned as a (B, K, H, W) view of the bins-last tensor (channels-last strides; the
+    values are the softmax over bins).
     """
 
     def __init__(self, in_ch: int, n_bins: int = TIEKD_BINS, min_depth: float = TIEKD_MIN_DEPTH_M,
@@ -60,9 +119,6 @@ class DPMHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = F.linear(x.permute(0, 2, 3, 1), self.conv.weight.flatten(1), self.conv.bias)
-        dpm = torch.softmax(logits, dim=-1)  # (B, H, W, K)
-        depth = torch.matmul(dpm, self.centres.unsqueeze(-1))  # (B, H, W, 1)
-        var = (dpm * (self.centres - depth).square()).sum(-1, keepdim=True)
+        dpm, depth, sigma = softmax_moments(logits, self.centres)  # (B, H, W, K | 1 | 1)
         to_bchw = lambda t: t.permute(0, 3, 1, 2)  # noqa: E731
-        return {"dpm": to_bchw(dpm), "depth": to_bchw(depth),
-                "sigma": to_bchw(var.clamp_min(0).sqrt())}
+        return {"dpm": to_bchw(dpm), "depth": to_bchw(depth), "sigma": to_bchw(sigma)}
