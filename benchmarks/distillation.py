@@ -17,7 +17,8 @@ constant, the gap closed (no-KD - KD) / (no-KD - teacher) where the teacher pred
 whether KD wins beyond the seed spread, and Spearman rho(sigma, |error|) for students that
 output sigma; writes results.json (per-seed values kept) and results.md into --out
 (results.json after every method). Trainings run as jobs on a process pool (--jobs): a teacher
-is trained once, no-KD twins start at once, a KD student when its teacher is ready.
+is trained once, no-KD twins are queued at once, a KD student when its teacher is ready, and a
+free process takes a teacher first, else the longest queued training.
 
 Profile knobs, identical for every twin and KD student of a run: resolution (--size), student
 steps (--steps), the rig's stereo baseline (--baseline; stereo teachers resolve depth to about
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -364,15 +366,31 @@ class _Run:
             if self.parallel else InlineExecutor()
         self.results = {n: {"method": n, "runs": {str(s): {} for s in profile.seeds}}
                         for n in names}
+        self.slots = jobs if self.parallel else 1
         self.pending: dict[Future, tuple[str, str, int]] = {}  # -> (part, name/owner, seed)
+        self.queued: list[tuple[float, tuple, tuple]] = []  # (cost, (part, name, seed), args)
         self.waiting: dict[str, list[str]] = {}  # teacher owner -> methods whose KD waits
 
     def submit(self, part: str, name: str, seed: int, recipe: str | None,
                overrides: list[str], ckpt: str | None, eval_out: Path | None,
-               depth_dir: Path | None = None) -> None:
-        future = self.pool.submit(job, recipe, overrides, ckpt, self.profile, eval_out,
-                                  self.threads, depth_dir, self.resume)
-        self.pending[future] = (part, name, seed)
+               depth_dir: Path | None = None, cost: float = math.inf) -> None:
+        """Queue one job; ``cost`` (seconds, estimated) orders it, teachers (inf) first."""
+        self.queued.append((cost, (part, name, seed), (recipe, overrides, ckpt, self.profile,
+                                                       eval_out, self.threads, depth_dir,
+                                                       self.resume)))
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Start the costliest queued jobs while a slot is free (the first queued on a tie).
+
+        Longest first: the pool ends with short jobs side by side instead of one long one
+        alone (runs/b20_all, in the order queued, ended with the last KD student alone for
+        about 16 minutes).
+        """
+        while self.queued and len(self.pending) < self.slots:
+            best = max(range(len(self.queued)), key=lambda i: (self.queued[i][0], -i))
+            _, key, args = self.queued.pop(best)
+            self.pending[self.pool.submit(job, *args)] = key
 
     def student(self, part: str, name: str, seed: int, teacher_ckpt: str | None,
                 teacher_depth: str | None = None) -> None:
@@ -396,7 +414,8 @@ class _Run:
         if part == "kd" and name == "sdfa_net":  # self-distillation from half-way on
             overrides.append(f"recipe.distill_from_step={steps // 2}")
         self.submit(part, name, seed, m.kd_recipe if part == "kd" else m.nokd_recipe,
-                    overrides, None, folder / f"eval_{part}")
+                    overrides, None, folder / f"eval_{part}",
+                    cost=steps * m.step_seconds[part == "kd"])
 
     def teacher(self, owner: str, reuse: Path | None, earlier: Path | None) -> None:
         """Train (or take ``earlier``, from ``reuse``) and score the teacher of ``owner`` once."""
@@ -441,7 +460,9 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
     """Teachers, no-KD twins and KD students of ``names`` as jobs on ``jobs`` processes.
 
     A teacher is trained (or taken from ``reuse``) once per owner and scored once; no-KD twins
-    (one per seed of the profile) start at once; KD students when their teacher is ready.
+    (one per seed of the profile) are queued at once, KD students when their teacher is ready.
+    A free process takes a teacher first, else the queued training with the most estimated
+    seconds (steps x ``Method.step_seconds``).
     ``resume``: every training continues what an interrupted run left in ``out``.
     ``on_result(results)`` is called with the finished methods (in the order asked) whenever a
     method completes. Returns one result dict per method, in the order of ``names``.
@@ -469,6 +490,7 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
             for future in done:
                 if run.finished(*run.pending.pop(future), future.result()) and on_result:
                     on_result([run.results[n] for n in names if run.complete(n)])
+            run.dispatch()
     finally:
         run.pool.shutdown(wait=True, cancel_futures=True)
     return [run.results[n] for n in names]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from concurrent.futures import Future
 
 import pytest
 import yaml
@@ -168,3 +169,28 @@ def test_a_reused_teacher_must_have_been_trained_as_this_run_would_train_it(tmp_
     (folder / "config.yaml").unlink()  # settings unknown: not taken on trust
     with pytest.raises(DepthKDError, match="missing or differs"):
         distillation.reused_teacher("adu_depth", small, tmp_path)
+
+
+class _RecordingPool:
+    """Takes jobs without running them: the order a pool would start them in."""
+
+    def submit(self, fn, *args) -> Future:
+        return Future()
+
+
+def test_a_free_process_takes_a_teacher_first_then_the_longest_queued_training(tmp_path):
+    run = distillation._Run(["dacnn", "tie_kd"], distillation.PROFILES["small"], tmp_path, [],
+                            jobs=1)
+    run.pool = _RecordingPool()
+    run.student("nokd", "tie_kd", 0, None)  # the only one queued: started at once
+    run.student("nokd", "tie_kd", 1, None)  # 1000 steps x 0.29 s
+    run.student("nokd", "dacnn", 0, None)  # 500 x 0.98 s
+    run.student("kd", "dacnn", 0, "teacher.pt")  # 500 x 1.79 s
+    run.submit("teacher", "adu_depth", 0, "stereo_supervised", [], None, None)
+    started = list(run.pending.values())
+    while run.pending:  # each start frees the slot again
+        run.pending.clear()
+        run.dispatch()
+        started += run.pending.values()
+    assert started == [("nokd", "tie_kd", 0), ("teacher", "adu_depth", 0), ("kd", "dacnn", 0),
+                       ("nokd", "dacnn", 0), ("nokd", "tie_kd", 1)]
