@@ -56,19 +56,17 @@ def gap_closed(r: dict, crop: str) -> float | None:
 
 
 def verdict(kd: dict, ref: dict, key: str) -> str:
-    """How ``kd`` compares with ``ref`` on ``key``: "win", "win within spread" or "loss".
+    """How ``kd`` compares with ``ref`` on ``key``: "win" or "loss" (+ " within spread").
 
-    A win is beyond the spread when the mean margin exceeds the sum of both seed stds (with one
-    seed there is no spread to compare against: "win (1 seed)").
+    A margin is beyond the spread when it exceeds the sum of both seed stds (with one seed
+    there is no spread to compare against: "win (1 seed)", "loss (1 seed)").
     """
     a, b = mean_of(kd, key), mean_of(ref, key)
-    better = a > b if key in HIGHER_IS_BETTER else a < b
-    if not better:
-        return "loss"
+    outcome = "win" if (a > b if key in HIGHER_IS_BETTER else a < b) else "loss"
     spread = sum(s[key]["std"] for s in (kd, ref) if isinstance(s[key], dict))
     if all(isinstance(s[key], dict) and s[key]["n"] < 2 for s in (kd, ref)):
-        return "win (1 seed)"
-    return "win" if abs(a - b) > spread else "win within spread"
+        return f"{outcome} (1 seed)"
+    return outcome if abs(a - b) > spread else f"{outcome} within spread"
 
 
 def _cell(scores: dict | None, key: str) -> str:

@@ -54,10 +54,12 @@ def test_verdict_tells_a_margin_from_seed_noise():
     r = _method([(0.40, 9.0, 0.60), (0.42, 9.2, 0.62)], [(0.30, 9.1, 0.61), (0.31, 9.3, 0.63)])
     kd, nokd = r["kd"]["none"], r["nokd"]["none"]
     assert verdict(kd, nokd, "abs_rel") == "win"  # 0.105 apart, stds 0.014 + 0.007
-    assert verdict(kd, nokd, "rmse") == "loss"  # KD's RMSE is higher
+    assert verdict(kd, nokd, "rmse") == "loss within spread"  # 0.1 m higher, stds 0.14 each
+    assert verdict(nokd, kd, "abs_rel") == "loss"  # the other way round
     assert verdict(kd, nokd, "a1") == "win within spread"  # +0.01, stds 0.014 each
     one = _method([(0.4, 9, 0.6)], [(0.3, 8, 0.7)])
     assert verdict(one["kd"]["none"], one["nokd"]["none"], "abs_rel") == "win (1 seed)"
+    assert verdict(one["nokd"]["none"], one["kd"]["none"], "rmse") == "loss (1 seed)"
     prior = _summary(0.35, 8.5, 0.65)  # a plain summary (no spread) on one side
     assert verdict(kd, prior, "abs_rel") == "win" and verdict(kd, prior, "a1") == "loss"
 
