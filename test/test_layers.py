@@ -190,6 +190,18 @@ def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
         assert torch.equal(plain[key], out[key])
 
 
+def test_dpm_head_trains_in_float32_under_autocast():
+    head = DPMHead(6, 33, 0.5, 40.0)
+    x = torch.randn(2, 6, 5, 7, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the linear runs in bfloat16
+        out = head(x)
+        loss = sum((out[k] * (i + 1)).mean() for i, k in enumerate(("dpm", "depth", "sigma")))
+    assert all(out[k].dtype == torch.float32 for k in out)
+    loss.backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    assert x.grad.abs().sum() > 0
+
+
 def test_dpm_head_sigma_of_a_peaked_far_dpm_is_exact_in_float32():
     """A DPM almost all on one far bin: sigma ~ 0.03 m at ~75 m.
 

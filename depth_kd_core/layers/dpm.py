@@ -87,13 +87,17 @@ def softmax_moments(logits: torch.Tensor, centres: torch.Tensor
     """Bins-last logits (..., K) -> dpm (..., K), depth (..., 1) metres, sigma (..., 1) metres.
 
     With gradients the fused :class:`_SoftmaxMoments`; without (inference, export) the same
-    forward as plain ops, so exported graphs hold standard operators.
+    forward as plain ops, so exported graphs hold standard operators. In float32 at least,
+    also under autocast: a 257-bin softmax and its spread lose most digits in half precision.
     """
-    if torch.is_grad_enabled() and logits.requires_grad:
-        return _SoftmaxMoments.apply(logits, centres)
-    dpm = torch.softmax(logits, dim=-1)
-    depth, var = _moments(dpm, centres)
-    return dpm, depth, var.clamp_min(0).sqrt()
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    logits, centres = logits.to(dtype), centres.to(dtype)
+    with torch.autocast(logits.device.type, enabled=False):
+        if torch.is_grad_enabled() and logits.requires_grad:
+            return _SoftmaxMoments.apply(logits, centres)
+        dpm = torch.softmax(logits, dim=-1)
+        depth, var = _moments(dpm, centres)
+        return dpm, depth, var.clamp_min(0).sqrt()
 
 
 class DPMHead(nn.Module):
