@@ -374,11 +374,10 @@ class _Run:
     def submit(self, part: str, name: str, seed: int, recipe: str | None,
                overrides: list[str], ckpt: str | None, eval_out: Path | None,
                depth_dir: Path | None = None, cost: float = math.inf) -> None:
-        """Queue one job; ``cost`` (seconds, estimated) orders it, teachers (inf) first."""
+        """Queue one job for :meth:`dispatch`; ``cost`` (estimated seconds) orders it."""
         self.queued.append((cost, (part, name, seed), (recipe, overrides, ckpt, self.profile,
                                                        eval_out, self.threads, depth_dir,
                                                        self.resume)))
-        self.dispatch()
 
     def dispatch(self) -> None:
         """Start the costliest queued jobs while a slot is free (the first queued on a tie).
@@ -485,6 +484,7 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
             if teacher_owner(name)[1].teacher_recipe is None:
                 run.student("kd", name, seed, None)
     try:
+        run.dispatch()
         while run.pending:
             done, _ = wait(list(run.pending), return_when=FIRST_COMPLETED)
             for future in done:

@@ -163,11 +163,14 @@ def test_dpm_bins_expectation_and_spread():
     assert dpm_std(dpm, c).item() == pytest.approx(width, rel=1e-4)
 
 
-def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
+@pytest.mark.parametrize("trained", [("dpm", "depth", "sigma"), ("dpm", "depth"), ("depth",),
+                                     ("dpm",), ("sigma",)])
+def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients(trained):
     """The head's bins-last layout computes exactly the reference formulas.
 
     That is softmax(conv, dim=1) -> expectation -> two-pass spread (float64, so any difference
-    is a formula difference, not rounding).
+    is a formula difference, not rounding), whichever outputs a loss reads (TIE-KD's: dpm and
+    depth).
     """
     head = DPMHead(6, 33, 0.5, 40.0).double()
     x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
@@ -178,8 +181,8 @@ def test_dpm_head_equals_the_reference_formulas_in_values_and_gradients():
     for key in ("dpm", "depth", "sigma"):
         assert out[key].shape == ref[key].shape
         torch.testing.assert_close(out[key], ref[key], rtol=1e-12, atol=1e-12)
-    w = [torch.randn_like(ref[k]) for k in ("dpm", "depth", "sigma")]
-    loss = lambda o: sum((o[k] * wk).sum() for k, wk in zip(("dpm", "depth", "sigma"), w))  # noqa: E731
+    w = [torch.randn_like(ref[k]) for k in trained]
+    loss = lambda o: sum((o[k] * wk).sum() for k, wk in zip(trained, w))  # noqa: E731
     got = torch.autograd.grad(loss(out), [x, head.conv.weight, head.conv.bias])
     want = torch.autograd.grad(loss(ref), [x, head.conv.weight, head.conv.bias])
     for g, r in zip(got, want):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 TIEKD_BINS = 257
 TIEKD_MIN_DEPTH_M = 1e-3
@@ -70,6 +71,7 @@ class _SoftmaxMoments(torch.autograd.Function):
         return dpm, depth, sigma
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_dpm, g_depth, g_sigma):
         dpm, centres, depth, sigma = ctx.saved_tensors
         g = torch.zeros_like(dpm) if g_depth is None else g_depth * centres
