@@ -38,22 +38,24 @@ def dpm_std(dpm: torch.Tensor, centres: torch.Tensor, depth: torch.Tensor | None
     return var.clamp_min(0).sqrt()
 
 
-def _moments(dpm: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bins-last dpm (..., K) -> expectation and two-pass variance, each (..., 1).
+def _plain_softmax_moments(logits: torch.Tensor, centres: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bins-last logits (..., K) -> softmax (..., K), expectation and spread (..., 1).
 
-    The variance stays two-pass, sum_i p_i (c_i - depth)^2: E[c^2] - E[c]^2 cancels
+    The spread stays two-pass, sum_i p_i (c_i - depth)^2: E[c^2] - E[c]^2 cancels
     catastrophically in fp32 for a peaked DPM.
     """
+    dpm = torch.softmax(logits, dim=-1)
     depth = torch.matmul(dpm, centres.unsqueeze(-1))
     deviation = (centres - depth).square_()
     var = torch.matmul(dpm.unsqueeze(-2), deviation.unsqueeze(-1)).squeeze(-1)
-    return depth, var
+    return dpm, depth, var.clamp_min(0).sqrt()
 
 
 class _SoftmaxMoments(torch.autograd.Function):
     """logits (..., K) -> (softmax, expectation, spread) with one fused backward.
 
-    The forward is :func:`_moments` on the softmax. The backward adds the three outputs'
+    The forward is :func:`_plain_softmax_moments`. The backward adds the three outputs'
     gradients into one per-bin gradient g_i = g_p,i + g_depth c_i + g_sigma (c_i - depth)^2
     / (2 sigma) (the expectation's own dependence on p adds nothing to the spread's: it is
     sum_i p_i (c_i - depth) = 0) and applies the softmax Jacobian once, in place:
@@ -63,9 +65,7 @@ class _SoftmaxMoments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, centres: torch.Tensor):
-        dpm = torch.softmax(logits, dim=-1)
-        depth, var = _moments(dpm, centres)
-        sigma = var.clamp_min(0).sqrt()
+        dpm, depth, sigma = _plain_softmax_moments(logits, centres)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(dpm, centres, depth, sigma)
         return dpm, depth, sigma
@@ -97,9 +97,7 @@ def softmax_moments(logits: torch.Tensor, centres: torch.Tensor
     with torch.autocast(logits.device.type, enabled=False):
         if torch.is_grad_enabled() and logits.requires_grad:
             return _SoftmaxMoments.apply(logits, centres)
-        dpm = torch.softmax(logits, dim=-1)
-        depth, var = _moments(dpm, centres)
-        return dpm, depth, var.clamp_min(0).sqrt()
+        return _plain_softmax_moments(logits, centres)
 
 
 class DPMHead(nn.Module):
