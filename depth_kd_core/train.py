@@ -83,7 +83,9 @@ class Trainer:
         self.recipe = create_recipe(cfg.recipe.name, cfg.recipe, model=cfg.model,
                                     teacher=cfg.teacher).to(self.device)
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda and tcfg.channels_last
+        # NHWC convolutions: also 10-35 % faster training steps on a CPU (oneDNN), not only
+        # on CUDA (benchmarks/train_steps.py)
+        self.channels_last = tcfg.channels_last
         if self.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
         self.amp = cuda and tcfg.amp

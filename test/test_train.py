@@ -160,3 +160,16 @@ def test_cpu_trainer_flushes_subnormals_only_when_asked(flush, tmp_path):
         assert ((subnormal * 1.0).item() == 0.0) == flush
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_cpu_trainer_trains_channels_last_with_the_same_losses(tmp_path):
+    nhwc = Trainer(tiny_config("supervised", tmp_path / "a", 3, "trainer.device=cpu"))
+    conv = next(m for m in nhwc.recipe.student.modules()
+                if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # NHWC for real, not a layout both formats share
+    nhwc.fit()  # each trainer seeds the global RNG (Swin's drop-path): build, then fit
+    nchw = Trainer(tiny_config("supervised", tmp_path / "b", 3, "trainer.device=cpu",
+                               "trainer.channels_last=false"))
+    nchw.fit()
+    assert losses(nhwc) == pytest.approx(losses(nchw), rel=1e-4)

@@ -60,7 +60,7 @@ class TrainerCfg:
     max_steps: int = bounded(0, ge=0, hint="0 = run trainer.epochs epochs")
     device: str = "auto"
     amp: bool = True  # CUDA only
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC weights and images, on CUDA and on a CPU
     # CPU only: treat subnormal floats as 0. A sharpening softmax (SDFA's disparity volume)
     # fills activations and gradients with subnormals, which run ~5x slower on x86 CPUs.
     flush_denormal: bool = True
