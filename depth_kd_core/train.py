@@ -83,7 +83,7 @@ class Trainer:
         self.recipe = create_recipe(cfg.recipe.name, cfg.recipe, model=cfg.model,
                                     teacher=cfg.teacher).to(self.device)
         cuda = self.device.type == "cuda"
-        # NHWC convolutions: also 10-35 % faster training steps on a CPU (oneDNN), not only
+        # NHWC convolutions: also 5-35 % faster training steps on a CPU (oneDNN), not only
         # on CUDA (benchmarks/train_steps.py)
         self.channels_last = tcfg.channels_last
         if self.channels_last:
