@@ -38,13 +38,13 @@ def _layout(channels_last: str) -> list[str]:
     return [f"trainer.channels_last={channels_last}", "trainer.tensorboard=false"]
 
 
-def teacher_trainer(method: str, profile: bench.Profile, out: Path, channels_last: str
-                    ) -> Trainer:
-    """Return the trainer of ``method``'s teacher as the profile trains it."""
+def teacher_trainer(method: str, profile: bench.Profile, out: Path, channels_last: str,
+                    *extra: str) -> Trainer:
+    """Return the trainer of ``method``'s teacher as the profile trains it (plus ``extra``)."""
     m = bench.METHODS[method]
     overrides = bench.teacher_overrides(method, profile, out, progress=False)
     return Trainer(load_train_config(None, [f"recipe.name={m.teacher_recipe}", *overrides,
-                                            *_layout(channels_last)]))
+                                            *_layout(channels_last), *extra]))
 
 
 def teacher_source(method: str, profile: bench.Profile, folder: Path) -> dict:
@@ -52,9 +52,7 @@ def teacher_source(method: str, profile: bench.Profile, folder: Path) -> dict:
     m = bench.METHODS[method]
     if m.teacher_recipe is None:
         return {}
-    trainer = teacher_trainer(method, profile, folder / "teacher", "true")
-    trainer.total_steps = min(trainer.total_steps, 1)
-    trainer.fit()
+    teacher_trainer(method, profile, folder / "teacher", "true", "trainer.max_steps=1").fit()
     ckpt = str(folder / "teacher" / "checkpoints" / "last.pt")
     if m.precomputed:
         return {"teacher_depth": bench.precompute_teacher(ckpt, profile, folder / "depth",
