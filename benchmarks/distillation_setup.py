@@ -154,8 +154,8 @@ class Method:
     # teacher_scale) and read by the KD student through precomputed_teacher
     precomputed: bool = False
     # (twin, KD student) seconds per training step on one core, small profile, channels-last
-    # (python -m benchmarks.train_steps; SDFA's KD: half raw, half self-distilling); only
-    # used to start the longest trainings first
+    # (python -m benchmarks.train_steps, RESULTS.md; SDFA's KD: the mean of its raw and
+    # self-distilling steps); only used to start the longest trainings first
     step_seconds: tuple[float, float] = (1.0, 1.0)
 
 
@@ -176,10 +176,10 @@ METHODS = {
                     "stereo_corr_teacher", teacher_extra=["recipe.loss=silog"],
                     teacher_gt="dense",
                     nokd_extra=["recipe.loss=l1", "recipe.smooth_weight=0.01"],
-                    step_seconds=(0.70, 0.92)),
+                    step_seconds=(0.64, 0.83)),
     "adu_depth": Method("adu_depth", "supervised", "adu_student", "stereo_supervised",
                         "stereo_concat_teacher", teacher_extra=["recipe.loss=silog"],
-                        nokd_extra=["recipe.loss=silog"], step_seconds=(0.28, 0.47)),
+                        nokd_extra=["recipe.loss=silog"], step_seconds=(0.24, 0.45)),
     # From scratch, Monodepth2's pose net never found the ego-motion in 500 steps, even with
     # the true depth (the twin: AbsRel 1.80, δ1 0.13). Started at a forward step (0.01 in
     # the untrained depth net's units, ~0.2 m) the twin learns depth: 0.377 / 10.70 / 0.455
@@ -187,9 +187,9 @@ METHODS = {
     "x_distill": Method("x_distill", "selfsup_mono", "monodepth_student", "segmentation",
                         "segmentation_teacher",
                         student_extra=["recipe.pose_init_forward=0.01"],
-                        step_seconds=(0.64, 0.88)),
+                        step_seconds=(0.61, 0.85)),
     "sdfa_net": Method("sdfa_net", "selfsup_stereo", "sdfa_net", student_extra=[SDFA_BETAS],
-                       step_seconds=(0.48, 0.65)),
+                       step_seconds=(0.46, 0.63)),
     # TIE-KD is teacher-independent and its student sees no ground truth, so the teacher must
     # be dense: the dense SGBM of the demo (left-right checked, WLS-filled; 99.4 % of each
     # 64x192 test frame, AbsRel 0.144 whole frame / 0.124 Garg). DACNN's correlation network,
@@ -205,5 +205,5 @@ METHODS = {
     # learns at the seed that collapsed (0.304 whole frame, 0.174 Garg; RESULTS.md).
     "tie_kd": Method("tie_kd", "supervised", "tiekd_student", "sgbm", "sgbm_teacher",
                      nokd_extra=["model.head=regression", "recipe.loss=silog"],
-                     precomputed=True, step_seconds=(0.16, 0.53)),
+                     precomputed=True, step_seconds=(0.16, 0.52)),
 }

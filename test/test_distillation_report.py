@@ -185,8 +185,8 @@ def test_a_free_process_takes_a_teacher_first_then_the_longest_queued_training(t
                             jobs=1)
     run.pool = _RecordingPool()
     run.student("nokd", "tie_kd", 0, None)  # 1000 steps x 0.16 s
-    run.student("nokd", "dacnn", 0, None)  # 500 x 0.70 s
-    run.student("kd", "dacnn", 0, "teacher.pt")  # 500 x 0.92 s
+    run.student("nokd", "dacnn", 0, None)  # 500 x 0.64 s
+    run.student("kd", "dacnn", 0, "teacher.pt")  # 500 x 0.83 s
     run.submit("teacher", "adu_depth", 0, "stereo_supervised", [], None, None)
     assert not run.pending  # queued, not started
     started = []
@@ -195,7 +195,7 @@ def test_a_free_process_takes_a_teacher_first_then_the_longest_queued_training(t
         started += run.pending.values()
         run.pending.clear()
         if len(started) == 1:  # the teacher is done and queues a KD student
-            run.student("kd", "tie_kd", 0, None, "teacher_depth")  # 1000 x 0.53 s
+            run.student("kd", "tie_kd", 0, None, "teacher_depth")  # 1000 x 0.52 s
         run.dispatch()
     assert started == [("teacher", "adu_depth", 0), ("kd", "tie_kd", 0), ("kd", "dacnn", 0),
                        ("nokd", "dacnn", 0), ("nokd", "tie_kd", 0)]
