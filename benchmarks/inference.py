@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.timing import wall_times
 from depth_kd_core.checkpoint import save_checkpoint
 from depth_kd_core.config import to_dict
 from depth_kd_core.export import export
@@ -66,16 +67,7 @@ def _checkpoint(folder: Path, name: str, overrides: dict, size: tuple[int, int])
 
 def _time(fn, x: torch.Tensor, warmup: int, repeat: int, sync) -> float:
     """Median milliseconds of fn(x)."""
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(repeat):
-        sync()
-        t0 = time.perf_counter()
-        fn(x)
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return 1e3 * statistics.median(wall_times(lambda: fn(x), repeat, warmup=warmup, sync=sync))
 
 
 def _runners(ckpt: Path, backends: list[str], folder: Path, device: torch.device) -> dict:

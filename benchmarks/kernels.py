@@ -29,11 +29,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 
 import torch
 
+from benchmarks.timing import wall_times
 from depth_kd_core.kernels import correlation1d, depth_aware_conv2d
 from depth_kd_core.kernels import depth_aware_conv as dac
 
@@ -138,11 +138,7 @@ def measure_cpu(case: Case, repeat: int) -> dict:
     tensors, grad_out = make_inputs(case, "cpu")
     run_once(case, tensors, grad_out)  # warm-up
     peak = _profiled_peak_bytes(lambda: run_once(case, tensors, grad_out))
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run_once(case, tensors, grad_out)
-        times.append(time.perf_counter() - start)
+    times = wall_times(lambda: run_once(case, tensors, grad_out), repeat, warmup=0)
     return {"ms": 1e3 * min(times), "peak_mib": peak / 2**20}
 
 

@@ -16,11 +16,11 @@ compute the same values; ``test/test_layers.py`` checks it.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import wall_times
 from depth_kd_core.layers.dpm import DPMHead
 from depth_kd_core.layers.ssim import box_mean3
 from depth_kd_core.losses.tiekd import tiekd_loss
@@ -62,13 +62,8 @@ def pool_step(images: torch.Tensor, fn):
 
 
 def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """Fewest seconds of ``repeat`` calls of fn() after one warm-up."""
+    return min(wall_times(fn, repeat))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,13 +20,13 @@ import argparse
 import dataclasses
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from benchmarks import distillation as bench
 from benchmarks import pilot
+from benchmarks.timing import wall_times
 from depth_kd_core.train import Trainer
 from depth_kd_core.training.config import load_train_config
 
@@ -79,13 +79,12 @@ def seconds_per_step(trainer: Trainer, steps: int, warmup: int = 3) -> float:
     trainer.sampler.set_epoch(0, 0)
     loader = iter(trainer.train_loader)
     batches = [next(loader), next(loader)]
-    times = []
-    for i in range(warmup + steps):
-        batch = {k: v.clone() if torch.is_tensor(v) else v for k, v in batches[i % 2].items()}
-        start = time.perf_counter()
-        trainer.train_step(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[warmup:])
+
+    def batch(i: int) -> dict:  # a fresh copy, outside the timed span
+        return {k: v.clone() if torch.is_tensor(v) else v for k, v in batches[i % 2].items()}
+
+    return statistics.median(wall_times(trainer.train_step, steps, warmup=warmup,
+                                        prepare=batch))
 
 
 def measure(methods: list[str], steps: int, folder: Path) -> list[dict]:
