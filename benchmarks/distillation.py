@@ -344,6 +344,12 @@ class InlineExecutor:
         pass
 
 
+def kd_loss_rows(name: str, profile: Profile) -> list[str]:
+    """Return the KD student's ``recipe.crop_top`` at the profile's height (``kd_loss_top``)."""
+    top = METHODS[name].kd_loss_top
+    return [f"recipe.crop_top={round(top * profile.height)}"] if top else []
+
+
 def _student(name: str, profile: Profile) -> list[str]:
     m = METHODS[name]
     student = _section("model", m.student, profile)
@@ -404,7 +410,7 @@ class _Run:
         steps = student_steps(p, name)
         overrides = [*_common(p, folder / part, steps, seed, lr, not self.parallel),
                      *_student(name, p), *m.student_extra,
-                     *(m.kd_extra if part == "kd" else m.nokd_extra)]
+                     *(m.kd_extra + kd_loss_rows(name, p) if part == "kd" else m.nokd_extra)]
         if part == "kd" and teacher_depth is not None:
             overrides += ["teacher.name=precomputed_teacher",
                           f"data.teacher_depth_dir={teacher_depth}"]

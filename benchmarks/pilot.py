@@ -37,7 +37,7 @@ def pilot_overrides(args: argparse.Namespace, profile: bench.Profile) -> tuple[s
     m = bench.METHODS[args.method]
     if args.part == "kd":
         lr = profile.kd_lr.get(args.method, profile.method_lr.get(args.method))
-        recipe, extra = m.kd_recipe, list(m.kd_extra)
+        recipe, extra = m.kd_recipe, [*m.kd_extra, *bench.kd_loss_rows(args.method, profile)]
         if args.teacher_depth:
             extra += ["teacher.name=precomputed_teacher",
                       f"data.teacher_depth_dir={args.teacher_depth}"]

@@ -92,6 +92,11 @@ def test_profile_knobs_reach_twin_and_kd_alike(tmp_path):
               "trainer.max_steps=40", "seed=3"):
         assert o in overrides
     assert distillation.test_set(profile, stereo=True)[0]["baseline"].item() == 1.5
+    # TIE-KD's KD student leaves out its paper's top 133 of 375 rows, at any height
+    assert distillation.kd_loss_rows("tie_kd", profile) == ["recipe.crop_top=34"]
+    assert distillation.kd_loss_rows("tie_kd", distillation.PROFILES["gpu"]) == \
+        ["recipe.crop_top=68"]
+    assert distillation.kd_loss_rows("dacnn", profile) == []
     assert "data.synthetic.gt=lidar" in overrides  # students always see LiDAR
     assert "data.synthetic.gt=dense" in distillation.teacher_overrides("adu_depth", profile,
                                                                        tmp_path)

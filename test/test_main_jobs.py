@@ -81,6 +81,8 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     assert teacher_cfg["data"]["synthetic"]["gt"] == "dense"  # --teacher-gt: the teacher only
     assert (teacher_cfg["data"]["height"], teacher_cfg["model"]["num_disparities"]) == (128, 64)
     assert configs["tie_kd/kd"]["teacher"]["name"] == "precomputed_teacher"
+    # its losses leave out the top 133 of 375 rows, as its paper's on KITTI: 23 of 64
+    assert configs["tie_kd/kd"]["recipe"]["crop_top"] == 23
     assert configs["tie_kd/kd"]["data"]["teacher_depth_dir"] == str(teacher_depth)
     assert configs["tie_kd/nokd"]["data"]["height"] == 64  # the students' size is unchanged
     assert {c["data"]["synthetic"]["gt"] for c in configs.values()} == {"lidar"}
