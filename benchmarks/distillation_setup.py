@@ -212,7 +212,8 @@ METHODS = {
     # about where the twin's LiDAR lies (HDL-64's +2°: from row 26-27 of 64). Trained on the
     # whole frame, its KD student led the twin in the Garg crop on AbsRel and δ1 only within
     # the seed spread; on the paper's rows it leads δ1 beyond it, AbsRel by more but still
-    # within it, and keeps its whole-frame wins (RESULTS.md, issue 18, eleventh session).
+    # within it over three seeds (beyond it over five), and keeps its whole-frame wins
+    # (RESULTS.md, issue 18, eleventh session).
     "tie_kd": Method("tie_kd", "supervised", "tiekd_student", "sgbm", "sgbm_teacher",
                      nokd_extra=["model.head=regression", "recipe.loss=silog"],
                      precomputed=True, kd_loss_top=133 / 375, step_seconds=(0.16, 0.52)),
