@@ -344,6 +344,36 @@ class InlineExecutor:
         pass
 
 
+def student_lr(name: str, part: str, profile: Profile) -> float | None:
+    """Return the learning rate of ``name``'s twin (``part`` "nokd") or KD student ("kd")."""
+    if part == "kd":
+        return profile.kd_lr.get(name, profile.method_lr.get(name))
+    return profile.method_lr.get(name)
+
+
+def student_overrides(name: str, part: str, profile: Profile, steps: int,
+                      teacher_ckpt: str | None = None,
+                      teacher_depth: str | None = None) -> tuple[str, list[str]]:
+    """Return the recipe and the overrides that make ``name``'s twin or KD student.
+
+    What the students of a run share (``_common``) is not included. ``teacher_depth``: the
+    folder of a precomputed teacher's depth (replaces the checkpoint for the KD student).
+    """
+    m = METHODS[name]
+    overrides = [*_student(name, profile), *m.student_extra]
+    if part != "kd":
+        return m.nokd_recipe, overrides + m.nokd_extra
+    overrides += [*m.kd_extra, *kd_loss_rows(name, profile)]
+    if teacher_depth is not None:
+        overrides += ["teacher.name=precomputed_teacher",
+                      f"data.teacher_depth_dir={teacher_depth}"]
+    elif teacher_ckpt is not None:
+        overrides.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
+    if name == "sdfa_net":  # self-distillation from half-way on
+        overrides.append(f"recipe.distill_from_step={steps // 2}")
+    return m.kd_recipe, overrides
+
+
 def kd_loss_rows(name: str, profile: Profile) -> list[str]:
     """Return the KD student's ``recipe.crop_top`` at the profile's height (``kd_loss_top``)."""
     top = METHODS[name].kd_loss_top
@@ -404,23 +434,14 @@ class _Run:
         ``teacher_depth``: the folder of a precomputed teacher's depth (replaces the
         checkpoint for the KD student).
         """
-        m, p = METHODS[name], self.profile
-        lr = p.kd_lr.get(name, p.method_lr.get(name)) if part == "kd" else p.method_lr.get(name)
+        p = self.profile
         folder = self.out / name / f"seed{seed}"
         steps = student_steps(p, name)
-        overrides = [*_common(p, folder / part, steps, seed, lr, not self.parallel),
-                     *_student(name, p), *m.student_extra,
-                     *(m.kd_extra + kd_loss_rows(name, p) if part == "kd" else m.nokd_extra)]
-        if part == "kd" and teacher_depth is not None:
-            overrides += ["teacher.name=precomputed_teacher",
-                          f"data.teacher_depth_dir={teacher_depth}"]
-        elif part == "kd" and teacher_ckpt is not None:
-            overrides.append(f"recipe.teacher_checkpoint={teacher_ckpt}")
-        if part == "kd" and name == "sdfa_net":  # self-distillation from half-way on
-            overrides.append(f"recipe.distill_from_step={steps // 2}")
-        self.submit(part, name, seed, m.kd_recipe if part == "kd" else m.nokd_recipe,
-                    overrides, None, folder / f"eval_{part}",
-                    cost=steps * m.step_seconds[part == "kd"])
+        recipe, own = student_overrides(name, part, p, steps, teacher_ckpt, teacher_depth)
+        overrides = [*_common(p, folder / part, steps, seed, student_lr(name, part, p),
+                              not self.parallel), *own]
+        self.submit(part, name, seed, recipe, overrides, None, folder / f"eval_{part}",
+                    cost=steps * METHODS[name].step_seconds[part == "kd"])
 
     def teacher(self, owner: str, reuse: Path | None, earlier: Path | None) -> None:
         """Train (or take ``earlier``, from ``reuse``) and score the teacher of ``owner`` once."""

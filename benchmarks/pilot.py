@@ -34,25 +34,12 @@ KEYS = ("abs_rel", "sq_rel", "rmse", "a1")
 
 def pilot_overrides(args: argparse.Namespace, profile: bench.Profile) -> tuple[str, list[str]]:
     """Return the recipe and the benchmark's overrides for the asked student, plus the extras."""
-    m = bench.METHODS[args.method]
-    if args.part == "kd":
-        lr = profile.kd_lr.get(args.method, profile.method_lr.get(args.method))
-        recipe, extra = m.kd_recipe, [*m.kd_extra, *bench.kd_loss_rows(args.method, profile)]
-        if args.teacher_depth:
-            extra += ["teacher.name=precomputed_teacher",
-                      f"data.teacher_depth_dir={args.teacher_depth}"]
-        elif args.teacher:
-            extra.append(f"recipe.teacher_checkpoint={args.teacher}")
-        if args.method == "sdfa_net":
-            extra.append(f"recipe.distill_from_step={args.steps // 2}")
-    else:
-        lr = profile.method_lr.get(args.method)
-        recipe, extra = m.nokd_recipe, list(m.nokd_extra)
-    common = bench._common(profile, Path(args.out) / "train", args.steps, args.seed, lr,
-                           progress=False)
+    recipe, own = bench.student_overrides(args.method, args.part, profile, args.steps,
+                                          args.teacher or None, args.teacher_depth or None)
+    common = bench._common(profile, Path(args.out) / "train", args.steps, args.seed,
+                           bench.student_lr(args.method, args.part, profile), progress=False)
     once = [f"trainer.checkpoint_every_steps={args.steps}"]  # not at every (short) epoch
-    return recipe, [*common, *once, *bench._student(args.method, profile), *m.student_extra,
-                    *extra, *args.overrides]
+    return recipe, [*common, *once, *own, *args.overrides]
 
 
 def windows(history: list[dict], size: int) -> list[str]:
