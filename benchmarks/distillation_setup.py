@@ -39,7 +39,6 @@ class Profile:
     lr: float
     method_steps: dict[str, int] = field(default_factory=dict)  # method -> its students' steps
     models: dict[str, list[str]] = field(default_factory=dict)  # model name -> overrides
-    recipe: dict[str, list[str]] = field(default_factory=dict)  # recipe -> extra overrides
     method_lr: dict[str, float] = field(default_factory=dict)  # method -> its students' lr
     kd_lr: dict[str, float] = field(default_factory=dict)  # method -> its KD student's lr only
     baseline: float = KITTI_BASELINE_M
