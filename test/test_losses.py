@@ -167,6 +167,22 @@ def test_teacher_dpm_reproduces_the_released_softmax_of_pdf():
     assert q.sum().item() == pytest.approx(1.0) and q[0, near] / q[0, far] > 1e6
 
 
+def test_released_dpm_target_puts_near_depth_farther_the_normalised_one_does_not():
+    # the released target is a plateau about ±6.8 m wide, cut off at 0 m below a near depth:
+    # its expectation lies metres beyond the teacher's depth under ~7 m (RESULTS.md, issue 18,
+    # twelfth session); the normalised Gaussian's is the teacher's depth
+    c = bin_centres()
+    depth = torch.tensor([3.0, 20.0]).view(2, 1, 1, 1)
+
+    def expectation(mode):
+        return (teacher_dpm(depth, c, 0.8, mode) * c.view(1, -1, 1, 1)).sum(1).flatten()
+
+    released, normalised = expectation("softmax_pdf"), expectation("normalized")
+    assert released[0].item() == pytest.approx(4.62, abs=0.02)  # 3 m -> 4.6 m
+    assert released[1].item() == pytest.approx(20.0, abs=0.1)  # symmetric plateau far away
+    torch.testing.assert_close(normalised, depth.flatten(), atol=1e-3, rtol=0)
+
+
 def test_dpm_kl_by_hand():
     p_t = t([0.5, 0.5, 0.0], (1, 3, 1, 1))
     p_s = t([0.25, 0.75, 0.0], (1, 3, 1, 1))

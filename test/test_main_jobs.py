@@ -83,6 +83,8 @@ def test_distillation_benchmark_smoke_profile(tmp_path):
     assert configs["tie_kd/kd"]["teacher"]["name"] == "precomputed_teacher"
     # its losses leave out the top 133 of 375 rows, as its paper's on KITTI: 23 of 64
     assert configs["tie_kd/kd"]["recipe"]["crop_top"] == 23
+    # its teacher's DPM a normalised Gaussian over the bins, not its paper's softmax plateau
+    assert configs["tie_kd/kd"]["recipe"]["dpm_mode"] == "normalized"
     assert configs["tie_kd/kd"]["data"]["teacher_depth_dir"] == str(teacher_depth)
     assert configs["tie_kd/nokd"]["data"]["height"] == 64  # the students' size is unchanged
     assert {c["data"]["synthetic"]["gt"] for c in configs.values()} == {"lidar"}
