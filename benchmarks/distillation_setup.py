@@ -219,9 +219,10 @@ METHODS = {
     # with a softmax, which makes a plateau ±6.8 m wide, cut off at 0 m under a near depth, so
     # its expectation lies beyond the teacher's below ~7 m (4.6 m for 3 m). With it
     # the KD student over-predicted the 46 % of Garg-crop pixels nearer than 10 m and lost them
-    # to its twin (AbsRel 0.145-0.149 against 0.130-0.138); normalised it wins them (0.114,
-    # 0.119) and the crop beyond the seed spread: 0.140 ± 0.008 against 0.161 ± 0.005
-    # (RESULTS.md, issue 18, twelfth session).
+    # to its twin (AbsRel 0.139 against 0.133, mean of seeds 0-4); normalised it wins them
+    # (0.121), and in pilots the crop beyond the seed spread: 0.140 ± 0.008 against 0.161 ±
+    # 0.005 (seeds 0-2; the benchmark's run: 0.146 ± 0.012, within it; RESULTS.md, issue 18,
+    # twelfth session).
     "tie_kd": Method("tie_kd", "supervised", "tiekd_student", "sgbm", "sgbm_teacher",
                      nokd_extra=["model.head=regression", "recipe.loss=silog"],
                      kd_extra=["recipe.dpm_mode=normalized"], precomputed=True,
