@@ -18,7 +18,8 @@ whether KD wins beyond the seed spread, and Spearman rho(sigma, |error|) for stu
 output sigma; writes results.json (per-seed values kept) and results.md into --out
 (results.json after every method). Trainings run as jobs on a process pool (--jobs): a teacher
 is trained once, no-KD twins are queued at once, a KD student when its teacher is ready, and a
-free process takes a teacher first, else the longest queued training.
+free process takes a teacher first, else the longest queued training. Ctrl-C or SIGTERM stops
+the trainings in every worker too; --resume continues them from their last checkpoints.
 
 Profile knobs, identical for every twin and KD student of a run: resolution (--size), student
 steps (--steps), the rig's stereo baseline (--baseline; stereo teachers resolve depth to about
@@ -37,6 +38,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -344,6 +346,18 @@ class InlineExecutor:
         pass
 
 
+def stop_workers(pool) -> None:
+    """End the trainings running in ``pool``'s worker processes now.
+
+    ``shutdown(cancel_futures=True)`` only drops queued jobs and waits for the running ones, so
+    an interrupted benchmark would leave each worker training to its end. Every training
+    continues from its last checkpoint under ``--resume``. ``InlineExecutor`` has no workers.
+    """
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+
+
 def student_lr(name: str, part: str, profile: Profile) -> float | None:
     """Return the learning rate of ``name``'s twin (``part`` "nokd") or KD student ("kd")."""
     if part == "kd":
@@ -518,6 +532,9 @@ def run_methods(names: list[str], profile: Profile, out: Path, log: list[str],
                 if run.finished(*run.pending.pop(future), future.result()) and on_result:
                     on_result([run.results[n] for n in names if run.complete(n)])
             run.dispatch()
+    except BaseException:  # Ctrl-C, SIGTERM turned into an exception, a failed job
+        stop_workers(run.pool)
+        raise
     finally:
         run.pool.shutdown(wait=True, cancel_futures=True)
     return [run.results[n] for n in names]
@@ -617,8 +634,13 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     return dataclasses.replace(profile, **knobs)
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C: workers stopped, --resume-able
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     return run_cli(lambda: _main(args, argv), debug=args.debug, prog="benchmarks.distillation")
 
 

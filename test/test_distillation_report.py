@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import pytest
 import yaml
@@ -204,3 +205,26 @@ def test_a_free_process_takes_a_teacher_first_then_the_longest_queued_training(t
         run.dispatch()
     assert started == [("teacher", "adu_depth", 0), ("kd", "tie_kd", 0), ("kd", "dacnn", 0),
                        ("nokd", "dacnn", 0), ("nokd", "tie_kd", 0)]
+
+
+def test_an_interrupted_run_stops_the_trainings_in_its_workers(tmp_path, monkeypatch):
+    workers = {}
+
+    class SleepingPool(ProcessPoolExecutor):  # every job: a training that lasts 30 s
+        def submit(self, fn, *args):
+            future = super().submit(time.sleep, 30)
+            workers.update(self._processes)
+            return future
+
+    def interrupted(futures, return_when):  # Ctrl-C while both workers train
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distillation, "ProcessPoolExecutor", SleepingPool)
+    monkeypatch.setattr(distillation, "wait", interrupted)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        distillation.run_methods(["tie_kd"], distillation.PROFILES["small"], tmp_path, [],
+                                 jobs=2)
+    assert len(workers) == 2
+    assert time.monotonic() - start < 15  # not waiting for the trainings to end
+    assert not any(p.is_alive() for p in workers.values())
