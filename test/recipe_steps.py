@@ -22,6 +22,7 @@ B, H, W = 2, 16, 32
 FX, BASELINE = 20.0, 0.5  # fx * B = 10 pixel-metres
 SHIFT_PX = 2  # the right view is the left one moved 2 px: true disparity 2 px everywhere
 TEACHER_CHANGE = 1.5  # the changed teacher says every depth is 1.5x further
+FAR_GT = 200.0  # metres: ground truth no network of the recipes can output (max 80 m)
 
 
 @dataclasses.dataclass
@@ -39,12 +40,13 @@ class Step:
 
 
 def fixed_batch() -> dict:
-    """B=2 random 16x32 views, a 2 px stereo shift, 1 px video motion; GT 4-12 m, row 0 void."""
+    """B=2 random 16x32 views, 2 px stereo shift, 1 px motion; GT 4-12 m, row 0 void, row 1 far."""
     g = torch.Generator().manual_seed(15)
     left = torch.rand(B, 3, H, W, generator=g)
     K = torch.tensor([[FX, 0.0, W / 2], [0.0, FX, H / 2], [0.0, 0.0, 1.0]]).expand(B, 3, 3)
     depth_gt = torch.linspace(4.0, 12.0, W).expand(B, 1, H, W).clone()
     depth_gt[:, :, 0] = 0.0
+    depth_gt[:, :, 1] = FAR_GT
     return {"left": left, "right": left.roll(-SHIFT_PX, dims=-1), "prev": left.roll(1, dims=-1),
             "next": left.roll(-1, dims=-1), "K": K.clone(), "baseline": torch.full((B,), BASELINE),
             "depth_gt": depth_gt}

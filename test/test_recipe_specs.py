@@ -63,7 +63,8 @@ def test_dacnn_loss_is_pixel_plus_0p01_smooth_plus_0p01_proxy_plus_1000_guidance
     """DACNN eq. 7: L_S = L_pixel + 0.01 L_smooth + 0.01 L_proxy + 1000 L_guidance."""
     step = dacnn_step()
     s, t, batch = step.student, step.teacher, step.batch
-    l_pixel = l1_loss(s["depth"], batch["depth_gt"])  # valid GT only (row 0 is void)
+    gt = batch["depth_gt"]  # valid GT within the student's 80 m only (row 0 void, row 1 far)
+    l_pixel = l1_loss(s["depth"], gt, (gt > 0) & (gt <= 80.0))
     l_smooth = edge_aware_smoothness(s["depth"], batch["left"], normalize=False)
     l_proxy = l1_loss(s["depth"], t["depth"])
     l_guidance = guidance_kl(t["guidance"], s["guidance"])
@@ -78,7 +79,7 @@ def test_adu_depth_loss_is_silog_plus_0p9_umr_plus_0p6_umf_plus_0p8_focal():
     """ADU-Depth eq. 9 (KITTI): L = L_b + 0.9 L_umr + 0.6 L_umf + 0.8 L_focal."""
     step = adu_step()
     s, t, gt = step.student, step.teacher, step.batch["depth_gt"]
-    l_b = silog_loss(s["depth"], gt, gt > 1.0)  # NeWCRFs: GT > 1 m
+    l_b = silog_loss(s["depth"], gt, (gt > 1.0) & (gt <= 80.0))  # NeWCRFs: GT > 1 m
     l_umr = umr_loss(t["depth"], s["depth"], s["log_var"])
     l_umf = umf_loss(t["features"], s["features"], s["log_var"])
     l_focal = focal_depth_loss(t["depth"], s["depth"], alpha=0.25, gamma=2.0)
@@ -87,6 +88,23 @@ def test_adu_depth_loss_is_silog_plus_0p9_umr_plus_0p6_umf_plus_0p8_focal():
     # p_d = 1 - |d_t - 0.8 d_t| / d_t = 0.8 in both images: -0.25 (1 - 0.8)^2 ln 0.8
     assert_close(step.out["focal"].detach(), torch.tensor(-0.25 * 0.2**2 * math.log(0.8)))
     assert step.out["umr"] > 0.5 and step.out["umf"] > 0.5
+
+
+@pytest.mark.parametrize("loss", ["l1", "silog"])
+def test_ground_truth_beyond_the_networks_range_is_left_out_unless_kept(loss):
+    """A head of sigmoid x 80 m cannot reach 200 m: that row trains nothing, unless "keep"."""
+    batch = fixed_batch()
+    depth = torch.full_like(batch["depth_gt"], 10.0)
+    near = batch["depth_gt"].clone()
+    near[:, :, 1] = 0.0  # the 200 m row, left out
+    expected = l1_loss(depth, near) if loss == "l1" else silog_loss(depth, near, near > 1.0)
+    terms = {}
+    for mode in ("ignore", "keep"):
+        recipe = build("supervised", loss=loss, gt_beyond_range=mode)
+        recipe.predict = lambda batch: {"depth": depth}
+        terms[mode] = recipe.training_step(batch, 0)["gt_loss"]
+    assert_close(terms["ignore"], expected)
+    assert terms["keep"] > 1.5 * terms["ignore"]
 
 
 @pytest.mark.parametrize("step,lam", [(0, 0.0), (2, 0.0025), (4, 0.005)])

@@ -73,7 +73,8 @@ class AduDepth(Recipe):
         self.check_batch(batch)
         teacher = self.teacher_output(batch)
         out = self.predict(batch)
-        losses = supervised_loss(self.cfg, out["depth"], batch)
+        losses = supervised_loss(self.cfg, out["depth"], batch,
+                                 self.student.cfg.max_depth)
         s = out["log_var"]
         restored = [g(a(f)) for f, a, g in zip(out["features"], self.extras["adapters"],
                                               self.extras["restore"])]

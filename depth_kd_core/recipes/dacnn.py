@@ -42,7 +42,8 @@ class Dacnn(Recipe):
         self.check_batch(batch)
         teacher = self.teacher_output(batch)
         out = self.predict(batch)
-        losses = supervised_loss(self.cfg, out["depth"], batch)
+        losses = supervised_loss(self.cfg, out["depth"], batch,
+                                 self.student.cfg.max_depth)
         proxy = l1_loss(out["depth"], teacher["depth"])
         guidance = guidance_kl(teacher["guidance"], out["guidance"])
         losses.update(loss=losses["loss"] + self.cfg.w_proxy * proxy
