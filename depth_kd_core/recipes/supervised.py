@@ -9,6 +9,7 @@ is NeWCRFs' L_b used by ADU-Depth's teacher and student baseline.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,8 +48,7 @@ def supervised_loss(cfg: SupervisedCfg, depth: torch.Tensor, batch: dict,
     farthest depth the network outputs, metres (see ``SupervisedCfg.gt_beyond_range``).
     """
     gt = batch["depth_gt"]
-    in_range = gt <= max_depth if cfg.gt_beyond_range == "ignore" else torch.ones_like(
-        gt, dtype=torch.bool)
+    in_range = gt <= (max_depth if cfg.gt_beyond_range == "ignore" else math.inf)
     if cfg.loss == "l1":
         gt_loss = l1_loss(depth, gt, (gt > 0) & in_range)
     else:
