@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from depth_kd_core.layers.dpm import bin_centres
@@ -116,6 +117,18 @@ def test_guidance_kl_by_hand():
     # single-channel guidance: distributions over pixels
     a, b = t([0, 0], (1, 1, 1, 2)), t([math.log(3), 0], (1, 1, 1, 2))
     assert guidance_kl([a], [b]).item() == pytest.approx(expected)
+
+
+def test_guidance_kl_per_element_is_torchs_kldivloss_default_mean():
+    """"element": the per-pixel KL divided by the G channels, as nn.KLDivLoss() reduces it."""
+    torch.manual_seed(0)
+    g_t, g_s = torch.randn(2, 8, 3, 5, dtype=torch.float64), torch.randn(2, 8, 3, 5,
+                                                                          dtype=torch.float64)
+    torch_mean = nn.KLDivLoss(log_target=True)(F.log_softmax(g_s, 1), F.log_softmax(g_t, 1))
+    assert guidance_kl([g_t], [g_s], "element").item() == pytest.approx(torch_mean.item())
+    assert guidance_kl([g_t], [g_s]).item() == pytest.approx(8 * torch_mean.item())
+    with pytest.raises(ValueError, match="reduction"):
+        guidance_kl([g_t], [g_s], "sum")
 
 
 def test_focal_depth_by_hand():

@@ -9,13 +9,21 @@ import torch.nn.functional as F
 DACNN_W_SMOOTH, DACNN_W_PROXY, DACNN_W_GUIDANCE = 0.01, 0.01, 1000.0
 
 
-def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
+def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor],
+                reduction: str = "pixel") -> torch.Tensor:
     """sum_k KL(p^t_k || p^s_k), p = softmax(g) (DACNN eq. 6).
 
     Multi-channel guidance (B, G, H, W), G > 1: softmax over channels at each pixel, KL summed
     over channels and averaged over pixels. Single-channel guidance: softmax over the H*W
     pixels of each map, KL summed over pixels and averaged over the batch (METHODS §0).
+
+    ``reduction``: "pixel" is the KL of each distribution, averaged (above); "element" divides
+    it by the distribution's size (G, or H*W), the mean over all B*G*H*W terms that PyTorch's
+    ``KLDivLoss`` gives by default. The paper leaves the normalisation unsaid (METHODS §4); its
+    weight 1000 means G times less of the loss under "element".
     """
+    if reduction not in ("pixel", "element"):
+        raise ValueError(f"guidance_kl: reduction must be 'pixel' or 'element', got {reduction!r}")
     total = teacher[0].new_zeros(())
     for g_t, g_s in zip(teacher, student, strict=True):
         if g_t.shape != g_s.shape:
@@ -28,5 +36,6 @@ def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> tor
         log_p_t = F.log_softmax(g_t, dim=dim)
         log_p_s = F.log_softmax(g_s, dim=dim)
         kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=dim)
-        total = total + kl.mean()
+        size = g_t.shape[dim] if reduction == "element" else 1
+        total = total + kl.mean() / size
     return total

@@ -29,6 +29,8 @@ class DacnnRecipeCfg(SupervisedCfg):
     smooth_weight: float = DACNN_W_SMOOTH
     w_proxy: float = DACNN_W_PROXY
     w_guidance: float = DACNN_W_GUIDANCE
+    # the KL per pixel ("pixel") or per channel too ("element", torch's KLDivLoss default)
+    guidance_reduction: Literal["pixel", "element"] = "pixel"
 
 
 @register_recipe("dacnn", DacnnRecipeCfg)
@@ -45,7 +47,8 @@ class Dacnn(Recipe):
         losses = supervised_loss(self.cfg, out["depth"], batch,
                                  self.student.cfg.max_depth)
         proxy = l1_loss(out["depth"], teacher["depth"])
-        guidance = guidance_kl(teacher["guidance"], out["guidance"])
+        guidance = guidance_kl(teacher["guidance"], out["guidance"],
+                               self.cfg.guidance_reduction)
         losses.update(loss=losses["loss"] + self.cfg.w_proxy * proxy
                       + self.cfg.w_guidance * guidance, proxy=proxy, guidance=guidance)
         return losses
