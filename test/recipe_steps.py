@@ -88,7 +88,7 @@ def dacnn_step(teacher_changed: bool = False, **cfg) -> Step:
     s = {"depth": leaf(base + rand(g, B, 1, H, W)),
          "guidance": [leaf(torch.randn(*sh, generator=g)) for sh in guid_shapes]}
     scale = TEACHER_CHANGE if teacher_changed else 1.0
-    t = {"depth": scale * (base + 2 * rand(g, B, 1, H, W)),  # guidance: s + noise, KL ~ 0.01
+    t = {"depth": scale * (base + 2 * rand(g, B, 1, H, W)),  # guidance: s + noise, KL ~ .01/pixel
          "guidance": [scale * (x.detach() + 0.2 * torch.randn(*x.shape, generator=g))
                       for x in s["guidance"]]}
     recipe.teacher_output = lambda batch: t
