@@ -111,12 +111,12 @@ def test_guidance_kl_by_hand():
     g_t = torch.zeros(1, 2, 1, 1, dtype=torch.float64)  # p_t = (1/2, 1/2)
     g_s = t([math.log(3), 0], (1, 2, 1, 1))  # p_s = (3/4, 1/4)
     expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
-    assert guidance_kl([g_t], [g_s]).item() == pytest.approx(expected)
-    assert guidance_kl([g_t, g_t], [g_s, g_s]).item() == pytest.approx(2 * expected)
-    assert guidance_kl([g_s], [g_s]).item() == pytest.approx(0, abs=1e-12)
+    assert guidance_kl([g_t], [g_s], "pixel").item() == pytest.approx(expected)
+    assert guidance_kl([g_t, g_t], [g_s, g_s], "pixel").item() == pytest.approx(2 * expected)
+    assert guidance_kl([g_s], [g_s], "pixel").item() == pytest.approx(0, abs=1e-12)
     # single-channel guidance: distributions over pixels
     a, b = t([0, 0], (1, 1, 1, 2)), t([math.log(3), 0], (1, 1, 1, 2))
-    assert guidance_kl([a], [b]).item() == pytest.approx(expected)
+    assert guidance_kl([a], [b], "pixel").item() == pytest.approx(expected)
 
 
 def test_guidance_kl_per_element_is_torchs_kldivloss_default_mean():
@@ -126,7 +126,7 @@ def test_guidance_kl_per_element_is_torchs_kldivloss_default_mean():
                                                                           dtype=torch.float64)
     torch_mean = nn.KLDivLoss(log_target=True)(F.log_softmax(g_s, 1), F.log_softmax(g_t, 1))
     assert guidance_kl([g_t], [g_s], "element").item() == pytest.approx(torch_mean.item())
-    assert guidance_kl([g_t], [g_s]).item() == pytest.approx(8 * torch_mean.item())
+    assert guidance_kl([g_t], [g_s], "pixel").item() == pytest.approx(8 * torch_mean.item())
     with pytest.raises(ValueError, match="reduction"):
         guidance_kl([g_t], [g_s], "sum")
 

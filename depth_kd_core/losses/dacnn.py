@@ -10,17 +10,18 @@ DACNN_W_SMOOTH, DACNN_W_PROXY, DACNN_W_GUIDANCE = 0.01, 0.01, 1000.0
 
 
 def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor],
-                reduction: str = "pixel") -> torch.Tensor:
+                reduction: str) -> torch.Tensor:
     """sum_k KL(p^t_k || p^s_k), p = softmax(g) (DACNN eq. 6).
 
     Multi-channel guidance (B, G, H, W), G > 1: softmax over channels at each pixel, KL summed
     over channels and averaged over pixels. Single-channel guidance: softmax over the H*W
     pixels of each map, KL summed over pixels and averaged over the batch (METHODS §0).
 
-    ``reduction``: "pixel" is the KL of each distribution, averaged (above); "element" divides
-    it by the distribution's size (G, or H*W), the mean over all B*G*H*W terms that PyTorch's
-    ``KLDivLoss`` gives by default. The paper leaves the normalisation unsaid (METHODS §4); its
-    weight 1000 means G times less of the loss under "element".
+    ``reduction`` (no default: the recipe's config chooses): "pixel" is the KL of each
+    distribution, averaged (above); "element" divides it by the distribution's size (G, or
+    H*W), the mean over all B*G*H*W terms that PyTorch's ``KLDivLoss`` gives by default. The
+    paper leaves the normalisation unsaid (METHODS §4); its weight 1000 means G times less of
+    the loss under "element".
     """
     if reduction not in ("pixel", "element"):
         raise ValueError(f"guidance_kl: reduction must be 'pixel' or 'element', got {reduction!r}")
