@@ -117,6 +117,7 @@ def test_guidance_kl_by_hand():
     # single-channel guidance: distributions over pixels
     a, b = t([0, 0], (1, 1, 1, 2)), t([math.log(3), 0], (1, 1, 1, 2))
     assert guidance_kl([a], [b], "pixel").item() == pytest.approx(expected)
+    assert guidance_kl([a], [b], "element").item() == pytest.approx(expected / 2)  # / H*W
 
 
 def test_guidance_kl_per_element_is_torchs_kldivloss_default_mean():

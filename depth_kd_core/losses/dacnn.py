@@ -30,13 +30,11 @@ def guidance_kl(teacher: list[torch.Tensor], student: list[torch.Tensor],
         if g_t.shape != g_s.shape:
             raise ValueError(f"guidance shapes differ: teacher {tuple(g_t.shape)}, "
                              f"student {tuple(g_s.shape)}")
-        dim = 1 if g_t.shape[1] > 1 else None
-        if dim is None:  # spatial distribution
+        if g_t.shape[1] == 1:  # single channel: a distribution over the H*W pixels
             g_t, g_s = g_t.flatten(1), g_s.flatten(1)
-            dim = 1
-        log_p_t = F.log_softmax(g_t, dim=dim)
-        log_p_s = F.log_softmax(g_s, dim=dim)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=dim)
-        size = g_t.shape[dim] if reduction == "element" else 1
+        log_p_t = F.log_softmax(g_t, dim=1)  # dim 1: channels, or the flattened pixels
+        log_p_s = F.log_softmax(g_s, dim=1)
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+        size = g_t.shape[1] if reduction == "element" else 1
         total = total + kl.mean() / size
     return total
